@@ -1,0 +1,1 @@
+"""The `benchmark` command, suites, runners, protocol and metrics."""

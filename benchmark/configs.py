@@ -1,0 +1,48 @@
+"""Layered YAML configs: configs/suites/<suite>.yaml, then configs/profiles/<profile>.yaml, then a
+user file, merged shallowly (a later layer replaces whole top-level keys)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file is missing, unreadable or not a mapping; the message names it."""
+
+
+def names(kind: str) -> list[str]:
+    """The config names available under configs/<kind>/ (e.g. suites, profiles)."""
+    return sorted(p.stem for p in (CONFIG_ROOT / kind).glob("*.yaml"))
+
+
+def load(path: str | Path) -> dict:
+    """Read one YAML mapping, failing with the file name on any problem."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read config ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping at top level")
+    return data
+
+
+def resolve(suite: str, profile: str, extra: str | Path | None = None) -> dict:
+    """Suite, then profile, then an optional user file; the result names its layers."""
+    layers = [CONFIG_ROOT / "suites" / f"{suite}.yaml", CONFIG_ROOT / "profiles" / f"{profile}.yaml"]
+    if extra is not None:
+        layers.append(Path(extra))
+    config = {"suite": suite, "profile": profile}
+    for layer in layers:
+        config.update(load(layer))
+    config["layers"] = [_display(p) for p in layers]
+    return config
+
+
+def _display(path: Path) -> str:
+    """A layer's path relative to the project when it lies inside it (stable across clones)."""
+    path = path.resolve()
+    return str(path.relative_to(CONFIG_ROOT.parent)) if path.is_relative_to(CONFIG_ROOT.parent) else str(path)

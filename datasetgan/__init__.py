@@ -1,0 +1,1 @@
+"""StyleGAN backbones, feature extraction, the Style Interpreter and the label factory."""

@@ -1,0 +1,1 @@
+"""Dataset adapters (real formats and the toy world) behind one interface, with class metadata."""

@@ -1,0 +1,143 @@
+"""Fixed toy splits, and the on-disk layout the toy world is written in and read back from.
+
+Layout of a split folder (all indices zero-padded to 6 digits, `i` = position in the split):
+
+    dataset.json              {"split", "settings", "classes", "palette", "keypoint_names", "ids"}
+    images/000000.png         RGB, uint8
+    labels/000000.png         one channel, uint8 class index in ADE-Car-12 (see dataset.json)
+    annotations/000000.json   {"seed", "keypoints": [[x, y, visible], ...], "camera", "params"}
+
+Every file is written to a temporary name and renamed, so an interrupted run leaves only whole
+samples; rerunning the same command renders only the samples that are missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from datasets.base import DatasetFormatError, PartDataset, Sample
+from datasets.classes import CAR_12
+from datasets.toy.car import KEYPOINT_NAMES
+from datasets.toy.world import ToySettings, render_sample
+
+# Disjoint seed ranges: (first seed, size). Sample i of a split is drawn from seed first + i.
+SPLITS = {
+    "test": (0, 250),
+    "labelled": (1_000_000, 2_000),
+    "unlabelled": (2_000_000, 10_000),
+}
+
+
+def split_seeds(split: str, count: int | None = None) -> list[int]:
+    """The seeds of the first `count` samples of `split` (default: all of it)."""
+    if split not in SPLITS:
+        raise KeyError(f"unknown toy split {split!r}; valid: {', '.join(SPLITS)}")
+    first, size = SPLITS[split]
+    count = size if count is None else count
+    if not 0 < count <= size:
+        raise ValueError(f"the {split} split has {size} samples, asked for {count}")
+    return list(range(first, first + count))
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call write(tmp_path), then rename onto `path`."""
+    tmp = path.with_name(f".tmp-{path.name}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _save_png(path: Path, array: np.ndarray) -> None:
+    _atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+
+
+def _save_json(path: Path, data: dict) -> None:
+    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
+
+
+def write_split(root: str | Path, split: str, count: int | None = None,
+                settings: ToySettings = ToySettings()) -> Path:
+    """Render the first `count` samples of `split` into `root` (resumable); returns `root`."""
+    root = Path(root)
+    seeds = split_seeds(split, count)
+    header = json.loads(json.dumps({"split": split, "settings": asdict(settings), "classes": CAR_12.names,
+                                    "palette": CAR_12.palette, "keypoint_names": KEYPOINT_NAMES}))
+    index = root / "dataset.json"
+    if index.exists():
+        old = json.loads(index.read_text())
+        if {k: old.get(k) for k in header} != header:
+            raise DatasetFormatError(index, f"an existing toy split with other settings; use another --out "
+                                            f"(found split={old.get('split')!r}, settings={old.get('settings')})")
+    for sub in ("images", "labels", "annotations"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    _write_index(root, header)
+    for i, seed in enumerate(tqdm(seeds, desc=f"toy {split}", unit="img")):
+        name = f"{i:06d}"
+        if (root / "annotations" / f"{name}.json").exists():  # written last: the sample is whole
+            continue
+        sample = render_sample(seed, settings)
+        _save_png(root / "images" / f"{name}.png", sample.image)
+        _save_png(root / "labels" / f"{name}.png", sample.labels.astype(np.uint8))
+        _save_json(root / "annotations" / f"{name}.json", {
+            "seed": seed, "keypoints": sample.keypoints.tolist(),
+            "camera": sample.meta["camera"], "params": sample.meta["params"]})
+    _write_index(root, header)
+    return root
+
+
+def _write_index(root: Path, header: dict) -> None:
+    """dataset.json lists the samples that are whole (their annotation, written last, exists)."""
+    ids = sorted(p.stem for p in (root / "annotations").glob("[0-9]*.json"))
+    _save_json(root / "dataset.json", {**header, "ids": ids})
+
+
+class ToyDataset(PartDataset):
+    """A toy split written by `write_split`, read back as Samples (ADE-Car-12 labels, 16 keypoints)."""
+
+    classes = CAR_12
+    keypoint_names = KEYPOINT_NAMES
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        index = self.root / "dataset.json"
+        if not index.is_file():
+            raise DatasetFormatError(index, "missing; expected the index written by `benchmark toy`")
+        header = json.loads(index.read_text())
+        if header.get("classes") != list(CAR_12.names):
+            raise DatasetFormatError(index, f"classes must be {list(CAR_12.names)}")
+        self.ids = header["ids"]
+        self.split = header["split"]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> Sample:
+        name = self.ids[index]
+        image = _read_png(self.root / "images" / f"{name}.png", "RGB")
+        labels = _read_png(self.root / "labels" / f"{name}.png", "L").astype(np.int64)
+        if labels.shape != image.shape[:2]:
+            raise DatasetFormatError(self.root / "labels" / f"{name}.png",
+                                     f"size {labels.shape[::-1]} differs from its image's {image.shape[1::-1]}")
+        if labels.max() >= len(CAR_12):
+            raise DatasetFormatError(self.root / "labels" / f"{name}.png", f"class indices must be < {len(CAR_12)}")
+        ann_path = self.root / "annotations" / f"{name}.json"
+        try:
+            ann = json.loads(ann_path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise DatasetFormatError(ann_path, f"unreadable annotation ({e})") from None
+        return Sample(image=image, labels=labels, keypoints=np.asarray(ann["keypoints"], np.float32),
+                      meta={"id": name, "split": self.split, **ann})
+
+
+def _read_png(path: Path, mode: str) -> np.ndarray:
+    """Read an image file as a uint8 array in PIL `mode`, failing with the file name."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert(mode))
+    except (OSError, ValueError) as e:
+        raise DatasetFormatError(path, f"unreadable image ({e})") from None

@@ -1,0 +1,1 @@
+"""Consumers of generated datasets, such as the animatable car-asset export."""

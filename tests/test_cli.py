@@ -1,0 +1,63 @@
+"""The `benchmark` command line: subcommands, config resolution, and clean errors on bad input."""
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from benchmark.cli import cli
+
+
+def test_help_lists_subcommands():
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for name in ("run", "toy", "datasets"):
+        assert name in result.output
+
+
+def test_run_dry_run_prints_resolved_config():
+    result = CliRunner().invoke(cli, ["run", "--suite", "parts", "--profile", "quick", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "suite: parts" in result.output and "profile: quick" in result.output
+    assert "configs/profiles/quick.yaml" in result.output
+
+
+def test_run_merges_a_user_config_last(tmp_path):
+    user = tmp_path / "mine.yaml"
+    user.write_text("folds: 3\n")
+    result = CliRunner().invoke(cli, ["run", "--suite", "parts", "--config", str(user), "--dry-run"])
+    assert result.exit_code == 0 and "folds: 3" in result.output
+
+
+def test_bad_input_gives_one_message_and_nonzero_exit(tmp_path):
+    runner = CliRunner()
+    for args, message in (
+        (["run", "--suite", "nope"], "'nope' is not one of"),
+        (["run", "--suite", "parts", "--profile", "huge"], "'huge' is not one of"),
+        (["toy", "--out", str(tmp_path), "--resolution", "0"], "0 is not in the range"),
+        (["toy", "--out", str(tmp_path), "--resolution", "abc"], "'abc' is not a valid integer"),
+        (["toy", "--out", str(tmp_path), "--n", "-3"], "-3 is not in the range"),
+        (["toy", "--out", str(tmp_path), "--bogus"], "No such option"),
+    ):
+        result = runner.invoke(cli, args)
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(cli, ["toy", "--out", str(blocker / "sub"), "--n", "1"])
+    assert result.exit_code == 2 and "cannot write to" in result.output
+
+
+def test_toy_command_writes_samples_and_grid(tmp_path):
+    grid = tmp_path / "grid.png"
+    result = CliRunner().invoke(cli, ["toy", "--n", "3", "--resolution", "24", "--out", str(tmp_path / "t"),
+                                      "--grid", str(grid)])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "t" / "images").glob("*.png"))) == 3 and grid.stat().st_size > 0
+
+
+def test_python_m_benchmark_is_the_same_command():
+    out = subprocess.run([sys.executable, "-m", "benchmark", "--help"], capture_output=True, text=True, check=True)
+    assert "toy" in out.stdout
