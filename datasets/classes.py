@@ -7,7 +7,7 @@ CAR_12 = ClassSet(
     ("background", "car_body", "head light", "tail light", "licence plate", "wind shield",
      "wheel", "door", "handle", "wheelhub", "window", "mirror"),
     ((0, 0, 0), (128, 128, 128), (255, 255, 0), (255, 0, 0), (255, 255, 255), (0, 128, 255),
-     (40, 40, 40), (0, 160, 0), (255, 128, 0), (192, 0, 192), (0, 255, 255), (128, 64, 0)),
+     (0, 0, 160), (0, 160, 0), (255, 128, 0), (192, 0, 192), (0, 255, 255), (128, 64, 0)),
 )
 
 # The 5-part PASCAL-style car set (plus background) used by ADE-Car-5 and PASCAL-Car-5.
