@@ -25,8 +25,11 @@ CAR_12_TO_5 = LabelMerge(CAR_12, CAR_5, {
 
 
 def _merge(source: ClassSet, target: ClassSet, groups: dict[str, tuple[str, ...]]) -> LabelMerge:
-    """A LabelMerge written as target name -> the source names that map onto it."""
-    return LabelMerge(source, target, {src: dst for dst, srcs in groups.items() for src in srcs})
+    """A LabelMerge written as target name -> the source names that map onto it (each source once)."""
+    mapping = {src: dst for dst, srcs in groups.items() for src in srcs}
+    if len(mapping) != sum(len(srcs) for srcs in groups.values()):
+        raise ValueError(f"{source.name} -> {target.name}: a source class is listed under two targets")
+    return LabelMerge(source, target, mapping)
 
 
 # Car-20: the official DatasetGAN class list and palette (nv-tlabs/datasetGAN_release utils/data_util.py).

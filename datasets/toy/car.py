@@ -22,6 +22,7 @@ KEYPOINT_NAMES = (
     "roof_front_left", "roof_front_right", "roof_rear_left", "roof_rear_right",
 )
 PROUD = 0.01  # how far panels stand off the surface they sit on (metres)
+LIGHT_SPAN = (0.45, 0.08)  # lights reach from this far inside the car's side to this far (metres)
 
 
 @dataclass(frozen=True)
@@ -173,25 +174,25 @@ def build_car(p: CarParams) -> CarMesh:
             _side_panel(outline, sign * cab_w, sign * PROUD, "window", win, b)
         for outline in (front_door, rear_door):
             _side_panel(outline, sign * half_w, sign * PROUD, "door", body * 0.9, b)
-            hx = max(x for x, _ in outline) - 0.22
-            _side_panel([(hx, handle_y - 0.025), (hx + 0.14, handle_y - 0.025), (hx + 0.14, handle_y + 0.025),
-                         (hx, handle_y + 0.025)], sign * (half_w + PROUD), sign * 2 * PROUD, "handle", body * 0.6, b)
+            hx = max(x for x, _ in outline) - 0.3
+            _side_panel([(hx, handle_y - 0.035), (hx + 0.2, handle_y - 0.035), (hx + 0.2, handle_y + 0.035),
+                         (hx, handle_y + 0.035)], sign * (half_w + PROUD), sign * 2 * PROUD, "handle", body * 0.6, b)
         # Mirror: a small box at the front of the cabin, sticking out sideways.
         mz = sign * (cab_w + 0.02)
         b.box((cx1 - 0.22, y1 + 0.02, min(mz, mz + sign * 0.2)), (cx1 - 0.08, y1 + 0.14, max(mz, mz + sign * 0.2)),
               "mirror", body)
 
     # Lights and plates on the vertical front and rear faces.
-    light_y = (y1 - 0.4 * p.body_height, y1 - 0.28 * p.body_height)
-    plate_y = (y0 + 0.15 * p.body_height, y0 + 0.15 * p.body_height + 0.12)
+    light_y = (y1 - 0.45 * p.body_height, y1 - 0.27 * p.body_height)
+    plate_y = (y0 + 0.12 * p.body_height, y0 + 0.12 * p.body_height + 0.15)
     for sign, light, color in ((1, "head light", (1.0, 0.95, 0.7)), (-1, "tail light", (0.85, 0.05, 0.05))):
         face_x = sign * half_l
         for side in (-1, 1):
-            z_in, z_out = side * (half_w - 0.35), side * (half_w - 0.08)
+            z_in, z_out = side * (half_w - LIGHT_SPAN[0]), side * (half_w - LIGHT_SPAN[1])
             b.box((min(face_x, face_x + sign * PROUD), light_y[0], min(z_in, z_out)),
                   (max(face_x, face_x + sign * PROUD), light_y[1], max(z_in, z_out)), light, color)
-        b.box((min(face_x, face_x + sign * PROUD), plate_y[0], -0.26),
-              (max(face_x, face_x + sign * PROUD), plate_y[1], 0.26), "licence plate", (0.95, 0.95, 0.85))
+        b.box((min(face_x, face_x + sign * PROUD), plate_y[0], -0.28),
+              (max(face_x, face_x + sign * PROUD), plate_y[1], 0.28), "licence plate", (0.95, 0.95, 0.85))
 
     # Wheels: cylinders sticking slightly out of the body sides, each with a hub on its outer face.
     wheel_w = 0.22
@@ -221,7 +222,7 @@ def _keypoints(p: CarParams, cab_w, cx0, cx1, rear_rake, light_y, plate_y) -> np
     y1 = p.clearance + p.body_height
     y2 = y1 + p.cabin_height
     hub_z = half_w + 0.02 + PROUD
-    light_z = half_w - 0.215
+    light_z = half_w - sum(LIGHT_SPAN) / 2
     ly = sum(light_y) / 2
     front, rear = half_l + PROUD, -half_l - PROUD
     points = {
