@@ -8,6 +8,7 @@ import click
 import yaml
 
 from benchmark import configs
+from datasets.registry import DATASETS
 
 
 def _writable_dir(path: str) -> Path:
@@ -91,7 +92,7 @@ def datasets():
 
 
 @datasets.command("check")
-@click.argument("name")
+@click.argument("name", type=click.Choice(list(DATASETS)))
 @click.option("--root", required=True, type=click.Path(), help="The dataset's root folder, as its publisher ships it.")
 def datasets_check(name, root):
     """Report counts, classes present and every problem found in a dataset install.

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from datasets.base import DatasetFormatError, PartDataset, Sample
 from datasets.classes import CAR_12
+from datasets.files import check_size, read_gray, read_rgb
 from datasets.toy.car import KEYPOINT_NAMES
 from datasets.toy.world import ToySettings, render_sample
 
@@ -118,11 +119,9 @@ class ToyDataset(PartDataset):
 
     def __getitem__(self, index: int) -> Sample:
         name = self.ids[index]
-        image = _read_png(self.root / "images" / f"{name}.png", "RGB")
-        labels = _read_png(self.root / "labels" / f"{name}.png", "L").astype(np.int64)
-        if labels.shape != image.shape[:2]:
-            raise DatasetFormatError(self.root / "labels" / f"{name}.png",
-                                     f"size {labels.shape[::-1]} differs from its image's {image.shape[1::-1]}")
+        image = read_rgb(self.root / "images" / f"{name}.png")
+        labels = read_gray(self.root / "labels" / f"{name}.png", "label map").astype(np.int64)
+        check_size(self.root / "labels" / f"{name}.png", labels.shape, image.shape[:2], "label map")
         if labels.max() >= len(CAR_12):
             raise DatasetFormatError(self.root / "labels" / f"{name}.png", f"class indices must be < {len(CAR_12)}")
         ann_path = self.root / "annotations" / f"{name}.json"
@@ -133,11 +132,3 @@ class ToyDataset(PartDataset):
         return Sample(image=image, labels=labels, keypoints=np.asarray(ann["keypoints"], np.float32),
                       meta={"id": name, "split": self.split, **ann})
 
-
-def _read_png(path: Path, mode: str) -> np.ndarray:
-    """Read an image file as a uint8 array in PIL `mode`, failing with the file name."""
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert(mode))
-    except (OSError, ValueError) as e:
-        raise DatasetFormatError(path, f"unreadable image ({e})") from None
