@@ -86,6 +86,67 @@ def toy(split, count, out, resolution, grid):
         click.echo(f"grid: {grid}")
 
 
+def parse_seeds(text: str) -> list[int]:
+    """'0-7' or '1,5,9' or '0-3,10' -> a list of seeds."""
+    seeds = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a seed list like 0-31 or 1,5,9", param_hint="--seeds") from None
+    return seeds
+
+
+@cli.group()
+def gan():
+    """Train and sample the StyleGAN2 generator of the toy world (or of your own images)."""
+
+
+@gan.command("train")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder of square images, or a toy split folder (its images/ are used).")
+@click.option("--run", "run_dir", required=True, help="Run folder: checkpoints and sample grids; rerun to resume.")
+@click.option("--iterations", type=click.IntRange(min=1), default=5000, help="Total iterations (batch 16).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
+def gan_train(data, run_dir, iterations, threads):
+    """Train the toy StyleGAN2 (64x64, about 0.8 M parameters); resumes from RUN/training.pt.
+
+    \b
+    Example: benchmark gan train --data data/toy-unlabelled --run runs/toy-gan --iterations 5000
+    """
+    import torch
+
+    from datasetgan.gan_training import GANTrainer, TrainOptions, load_images
+
+    if threads:
+        torch.set_num_threads(threads)
+    options = TrainOptions()
+    folder = Path(data) / "images" if (Path(data) / "images").is_dir() else Path(data)
+    trainer = GANTrainer(_writable_dir(run_dir), load_images(folder, options.generator.resolution), options)
+    trainer.train(iterations)
+    click.echo(f"generator: {Path(run_dir) / 'generator.pt'} (iteration {trainer.iteration})")
+
+
+@gan.command("sample")
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False), help="A generator.pt.")
+@click.option("--seeds", default="0-31", help="Seeds, e.g. 0-31 or 1,5,9.")
+@click.option("--psi", type=float, default=1.0, help="Truncation psi (1 = none).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG grid to write.")
+def gan_sample(checkpoint, seeds, psi, out):
+    """Draw a grid of generated images, each reproducible from its seed.
+
+    \b
+    Example: benchmark gan sample --checkpoint checkpoints/toy-car-gan.pt --seeds 0-31 --out grid.png
+    """
+    from datasetgan.gan_training import load_generator, sample_images, save_grid
+
+    images = sample_images(load_generator(Path(checkpoint)), parse_seeds(seeds), psi)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    save_grid(images, Path(out))
+    click.echo(f"wrote {out}")
+
+
 @cli.group()
 def datasets():
     """Real-dataset adapters."""

@@ -1,0 +1,256 @@
+"""Training a StyleGAN2 generator on a folder of images: non-saturating logistic loss, lazy R1,
+style mixing and an EMA copy of the generator. Resumable: one checkpoint holds everything.
+
+A run folder holds `training.pt` (generators, discriminator, optimisers, iteration, options),
+`generator.pt` (the EMA generator alone: what the rest of the suite loads) and sample grids.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from datasetgan.stylegan2 import LRELU_GAIN, FullyConnected, Generator, GeneratorConfig, seeded_noise
+from datasets.files import list_files, read_rgb
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Optimisation settings; defaults suit the 64x64 toy cars on a CPU."""
+
+    generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(
+        z_dim=128, w_dim=128, resolution=64, channel_base=1024, channel_max=128, mapping_layers=4))
+    d_channel_base: int = 1024
+    d_channel_max: int = 128
+    batch: int = 16
+    lr: float = 0.0025
+    r1_gamma: float = 0.05          # 0.0002 * resolution^2 / batch, stylegan2-ada's heuristic
+    r1_every: int = 16              # lazy regularisation interval
+    style_mixing: float = 0.9
+    ema_half_life_images: int = 5000
+    w_avg_beta: float = 0.995
+    seed: int = 0
+
+
+class Conv2dLayer(nn.Module):
+    """Conv with equalised learning rate (unit-scale weights, scaled at run time), as in StyleGAN2."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.gain = 1 / math.sqrt(in_channels * kernel * kernel)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight * self.gain, self.bias, padding=self.weight.shape[-1] // 2)
+
+
+def _lrelu(x: Tensor) -> Tensor:
+    return F.leaky_relu(x, 0.2) * LRELU_GAIN
+
+
+class DiscriminatorBlock(nn.Module):
+    """Two 3x3 convs and a 2x average-pool downsampling, with a scaled residual path."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv0 = Conv2dLayer(in_channels, in_channels, 3)
+        self.conv1 = Conv2dLayer(in_channels, out_channels, 3)
+        self.skip = Conv2dLayer(in_channels, out_channels, 1, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.avg_pool2d(_lrelu(self.conv1(_lrelu(self.conv0(x)))), 2)
+        return (y + F.avg_pool2d(self.skip(x), 2)) / math.sqrt(2)
+
+
+class Discriminator(nn.Module):
+    """image float (B, 3, R, R) in [-1, 1] -> realness logit float (B,); residual, with minibatch std."""
+
+    def __init__(self, resolution: int, channel_base: int, channel_max: int):
+        super().__init__()
+        channels = {r: min(channel_base // r, channel_max) for r in (2 ** i for i in range(2, 11))}
+        self.fromrgb = Conv2dLayer(3, channels[resolution], 1)
+        self.blocks = nn.Sequential(*[DiscriminatorBlock(channels[r], channels[r // 2])
+                                      for r in (2 ** i for i in range(int(math.log2(resolution)), 2, -1))])
+        self.conv = Conv2dLayer(channels[4] + 1, channels[4], 3)
+        self.fc = FullyConnected(channels[4] * 16, channels[4], "lrelu")
+        self.out = FullyConnected(channels[4], 1)
+
+    def forward(self, img: Tensor) -> Tensor:
+        x = self.blocks(_lrelu(self.fromrgb(img)))
+        group = math.gcd(4, x.shape[0])
+        std = x.reshape(group, -1, *x.shape[1:]).std(0).mean([1, 2, 3])  # minibatch std per group member
+        x = torch.cat([x, std.repeat(group)[:, None, None, None].expand(-1, 1, 4, 4)], 1)
+        return self.out(self.fc(_lrelu(self.conv(x)).flatten(1))).squeeze(1)
+
+
+def load_images(folder: Path, resolution: int) -> Tensor:
+    """Every PNG/JPG under folder (sorted) -> uint8 (N, 3, R, R); all must be R x R."""
+    files = list_files(folder, (".png", ".jpg", ".jpeg"), "training images")
+    if not files:
+        raise ValueError(f"{folder}: no PNG or JPG images to train on")
+    images = []
+    for path in tqdm(files, desc="loading images", unit="img", leave=False):
+        image = read_rgb(path)
+        if image.shape[:2] != (resolution, resolution):
+            raise ValueError(f"{path}: expected {resolution}x{resolution}, got {image.shape[1]}x{image.shape[0]}")
+        images.append(image)
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+
+
+def save_grid(images: Tensor, path: Path, columns: int = 8) -> None:
+    """images: float (B, 3, R, R) in [-1, 1] -> a PNG grid."""
+    arr = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    rows = [np.concatenate(list(arr[i:i + columns]), 1) for i in range(0, len(arr), columns)]
+    Image.fromarray(np.concatenate(rows, 0)).save(path)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class GANTrainer:
+    """Holds the networks and optimisers of one run; `train(iterations)` continues from where it stopped."""
+
+    def __init__(self, run_dir: Path, data: Tensor, options: TrainOptions):
+        self.run_dir, self.data, self.opt = Path(run_dir), data, options
+        torch.manual_seed(options.seed)
+        cfg = options.generator
+        self.G = Generator(cfg)
+        self.G_ema = Generator(cfg).requires_grad_(False)
+        self.G_ema.load_state_dict(self.G.state_dict())
+        self.D = Discriminator(cfg.resolution, options.d_channel_base, options.d_channel_max)
+        r1_ratio = options.r1_every / (options.r1_every + 1)  # lazy-regularisation correction
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=options.lr, betas=(0.0, 0.99))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=options.lr * r1_ratio, betas=(0.0, 0.99 ** r1_ratio))
+        self.iteration = 0
+        self.rng = torch.Generator().manual_seed(options.seed)
+        self.log: list[dict] = []
+        if (self.run_dir / "training.pt").exists():
+            self._resume()
+
+    def _resume(self) -> None:
+        state = torch.load(self.run_dir / "training.pt", weights_only=True)
+        if state["options"] != _options_dict(self.opt):
+            raise ValueError(f"{self.run_dir / 'training.pt'}: a run with other options; use another run folder")
+        for name in ("G", "G_ema", "D", "opt_G", "opt_D"):
+            getattr(self, name).load_state_dict(state[name])
+        self.iteration, self.log = state["iteration"], state["log"]
+        self.rng.set_state(state["rng"])
+
+    def checkpoint(self) -> None:
+        """Write training.pt (everything) and generator.pt (EMA weights + config), atomically."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_save({"options": _options_dict(self.opt), "iteration": self.iteration, "log": self.log,
+                      "rng": self.rng.get_state(), **{n: getattr(self, n).state_dict()
+                                                      for n in ("G", "G_ema", "D", "opt_G", "opt_D")}},
+                     self.run_dir / "training.pt")
+        save_generator(self.G_ema, self.run_dir / "generator.pt", extra={"iteration": self.iteration})
+
+    def _latents(self, batch: int) -> Tensor:
+        """ws (B, num_ws, w_dim) from fresh z, mixing two latents at a random layer with prob style_mixing."""
+        z = torch.randn(2, batch, self.opt.generator.z_dim, generator=self.rng)
+        ws = self.G.mapping(z[0])
+        if torch.rand([], generator=self.rng) < self.opt.style_mixing:
+            cut = int(torch.randint(1, self.G.num_ws, [], generator=self.rng))
+            ws = torch.cat([ws[:, :cut], self.G.mapping(z[1])[:, cut:]], 1)
+        return ws
+
+    def step(self) -> dict:
+        """One generator and one discriminator update (plus R1 every r1_every steps)."""
+        b = self.opt.batch
+        idx = torch.randint(len(self.data), [b], generator=self.rng)
+        real = self.data[idx].float() / 127.5 - 1
+        noise = [torch.randn(b, *s, generator=self.rng) for s in self.G.synthesis.noise_shapes()]
+
+        # Generator: non-saturating loss.
+        self.G.requires_grad_(True), self.D.requires_grad_(False)
+        ws = self._latents(b)
+        fake = self.G.synthesis(ws, noise)[0]
+        loss_g = F.softplus(-self.D(fake)).mean()
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_G.step()
+        with torch.no_grad():
+            self.G.mapping.w_avg.lerp_(ws[:, 0].mean(0), 1 - self.opt.w_avg_beta)
+
+        # Discriminator: logistic loss, plus lazy R1 on reals.
+        self.G.requires_grad_(False), self.D.requires_grad_(True)
+        r1 = self.iteration % self.opt.r1_every == 0
+        real = real.detach().requires_grad_(r1)
+        logits_real = self.D(real)
+        loss_d = F.softplus(self.D(fake.detach())).mean() + F.softplus(-logits_real).mean()
+        penalty = torch.zeros([])
+        if r1:
+            grad, = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
+            penalty = grad.square().sum([1, 2, 3]).mean()
+            loss_d = loss_d + penalty * (self.opt.r1_gamma / 2) * self.opt.r1_every
+        self.opt_D.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_D.step()
+
+        # EMA of the generator weights.
+        beta = 0.5 ** (b / self.opt.ema_half_life_images)
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
+                p_ema.lerp_(p, 1 - beta)
+            for b_ema, buf in zip(self.G_ema.buffers(), self.G.buffers()):
+                b_ema.copy_(buf)
+        self.iteration += 1
+        return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "r1": penalty.item()}
+
+    def train(self, iterations: int, checkpoint_every: int = 250, grid_every: int = 500) -> None:
+        """Train until `iterations` in total (not more), checkpointing and drawing sample grids on the way."""
+        fixed_seeds = list(range(32))
+        bar = tqdm(total=iterations, initial=self.iteration, desc="gan", unit="it")
+        start = time.time()
+        while self.iteration < iterations:
+            stats = self.step()
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()})
+            if self.iteration % checkpoint_every == 0 or self.iteration == iterations:
+                self.log.append({"iteration": self.iteration, **stats, "seconds": time.time() - start})
+                self.checkpoint()
+            if self.iteration % grid_every == 0 or self.iteration == iterations:
+                save_grid(sample_images(self.G_ema, fixed_seeds), self.run_dir / f"samples-{self.iteration:06d}.png")
+        bar.close()
+
+
+def _options_dict(options: TrainOptions) -> dict:
+    """Options as plain data (for checkpoints: comparable, and loadable with weights_only)."""
+    return json.loads(json.dumps(asdict(options)))
+
+
+def save_generator(G: Generator, path: Path, extra: dict | None = None) -> None:
+    """Our own generator checkpoint: the config dataclass as a dict plus the state dict."""
+    _atomic_save({"format": "datasetgan-stylegan2", "config": G.cfg.to_dict(), "state_dict": G.state_dict(),
+                  **(extra or {})}, path)
+
+
+def load_generator(path: Path) -> Generator:
+    """Rebuild a generator saved by `save_generator` (read with weights_only=True: no code runs)."""
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    if not isinstance(state, dict) or state.get("format") != "datasetgan-stylegan2":
+        raise ValueError(f"{path}: not a generator checkpoint written by this project")
+    G = Generator(GeneratorConfig(**state["config"]))
+    G.load_state_dict(state["state_dict"])
+    return G.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def sample_images(G: Generator, seeds: list[int], psi: float = 1.0) -> Tensor:
+    """Images float (B, 3, R, R) of the given seeds, with their fixed per-seed z and noise."""
+    z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(G.cfg.z_dim) for s in seeds])).float()
+    return G.synthesis(G.mapping(z, psi), seeded_noise(G.synthesis, seeds))[0]
