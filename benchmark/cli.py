@@ -1,7 +1,9 @@
 """The `benchmark` command: one entry point for every job of the suite (examples in its --help)."""
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -117,13 +119,13 @@ def gan_train(data, run_dir, iterations, threads):
     """
     import torch
 
-    from datasetgan.gan_training import GANTrainer, TrainOptions, load_images
+    from datasetgan.gan_training import GANTrainer, TrainOptions, image_files, load_images
 
     if threads:
         torch.set_num_threads(threads)
     options = TrainOptions()
-    folder = Path(data) / "images" if (Path(data) / "images").is_dir() else Path(data)
-    trainer = GANTrainer(_writable_dir(run_dir), load_images(folder, options.generator.resolution), options)
+    images = load_images(image_files(Path(data)), options.generator.resolution)
+    trainer = GANTrainer(_writable_dir(run_dir), images, options)
     trainer.train(iterations)
     click.echo(f"generator: {Path(run_dir) / 'generator.pt'} (iteration {trainer.iteration})")
 
@@ -145,6 +147,43 @@ def gan_sample(checkpoint, seeds, psi, out):
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_grid(images, Path(out))
     click.echo(f"wrote {out}")
+
+
+@gan.command("project")
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False), help="A generator.pt.")
+@click.option("--images", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A folder of images at the generator's resolution, or a toy split folder.")
+@click.option("--n", "count", type=click.IntRange(min=1), default=None, help="Only the first N images (sorted).")
+@click.option("--steps", type=click.IntRange(min=1), default=300, help="Adam steps.")
+@click.option("--noise", is_flag=True, help="Optimise the noise maps too.")
+@click.option("--out", required=True, help="Folder for latents.npy, inversion.json and reconstructions.png.")
+def gan_project(checkpoint, images, count, steps, noise, out):
+    """Invert images into the generator: optimise w+ so it redraws them.
+
+    \b
+    Example: benchmark gan project --checkpoint checkpoints/toy-car-gan.pt --images toy16 --out inv16
+    """
+    import numpy as np
+    import torch
+
+    from datasetgan.backbone import Backbone
+    from datasetgan.gan_training import image_files, load_generator, load_images, save_grid
+    from datasetgan.inversion import InversionSettings, invert
+
+    out = _writable_dir(out)
+    backbone = Backbone(load_generator(Path(checkpoint)))
+    files = image_files(Path(images))[:count]
+    targets = load_images(files, backbone.resolution).float() / 127.5 - 1
+    settings = InversionSettings(steps=steps, optimize_noise=noise)
+    result = invert(backbone, targets, settings)
+    np.save(out / "latents.npy", result.ws.cpu().numpy())
+    save_grid(torch.cat([targets, result.image.cpu()]), out / "reconstructions.png", columns=len(targets))
+    report = {"checkpoint": str(checkpoint), "settings": asdict(settings), "images": [p.name for p in files],
+              "mse": result.mse.tolist(), "psnr": result.psnr.tolist(),
+              "mean_mse": float(result.mse.mean()), "mean_psnr": float(result.psnr.mean())}
+    (out / "inversion.json").write_text(json.dumps(report, indent=1))
+    click.echo(f"{len(files)} images: mean MSE {report['mean_mse']:.4f} ([-1, 1] units), "
+               f"mean PSNR {report['mean_psnr']:.2f} dB; wrote {out}")
 
 
 @cli.group()

@@ -20,7 +20,9 @@ from PIL import Image
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from datasetgan.stylegan2 import LRELU_GAIN, FullyConnected, Generator, GeneratorConfig, seeded_noise
+from datasetgan.backbone import Backbone, Truncation
+from datasetgan.stylegan2 import LRELU_GAIN, FullyConnected, Generator, GeneratorConfig
+from datasets.base import DatasetFormatError
 from datasets.files import list_files, read_rgb
 
 
@@ -94,16 +96,22 @@ class Discriminator(nn.Module):
         return self.out(self.fc(_lrelu(self.conv(x)).flatten(1))).squeeze(1)
 
 
-def load_images(folder: Path, resolution: int) -> Tensor:
-    """Every PNG/JPG under folder (sorted) -> uint8 (N, 3, R, R); all must be R x R."""
-    files = list_files(folder, (".png", ".jpg", ".jpeg"), "training images")
+def image_files(folder: Path) -> list[Path]:
+    """The PNG/JPG files of a folder, sorted; for a toy split folder, those of its images/."""
+    folder = folder / "images" if (folder / "images").is_dir() else folder
+    files = list_files(folder, (".png", ".jpg", ".jpeg"), "images")
     if not files:
-        raise ValueError(f"{folder}: no PNG or JPG images to train on")
+        raise DatasetFormatError(folder, "PNG or JPG images (found none)")
+    return files
+
+
+def load_images(files: list[Path], resolution: int) -> Tensor:
+    """Image files -> uint8 (N, 3, R, R); every image must be R x R."""
     images = []
     for path in tqdm(files, desc="loading images", unit="img", leave=False):
         image = read_rgb(path)
         if image.shape[:2] != (resolution, resolution):
-            raise ValueError(f"{path}: expected {resolution}x{resolution}, got {image.shape[1]}x{image.shape[0]}")
+            raise DatasetFormatError(path, f"a {resolution}x{resolution} image, got {image.shape[1]}x{image.shape[0]}")
         images.append(image)
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
 
@@ -249,8 +257,6 @@ def load_generator(path: Path) -> Generator:
     return G.eval().requires_grad_(False)
 
 
-@torch.no_grad()
 def sample_images(G: Generator, seeds: list[int], psi: float = 1.0) -> Tensor:
     """Images float (B, 3, R, R) of the given seeds, with their fixed per-seed z and noise."""
-    z = torch.from_numpy(np.stack([np.random.RandomState(s).randn(G.cfg.z_dim) for s in seeds])).float()
-    return G.synthesis(G.mapping(z, psi), seeded_noise(G.synthesis, seeds))[0]
+    return Backbone(G, Truncation(psi)).sample(seeds).image

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -246,11 +245,3 @@ class Generator(nn.Module):
     def forward(self, z: Tensor, psi: float = 1.0, noise: list[Tensor] | None = None) -> Tensor:
         return self.synthesis(self.mapping(z, psi), noise)[0]
 
-
-def seeded_noise(synthesis: SynthesisNetwork, seeds: list[int], device=None) -> list[Tensor]:
-    """Per-sample noise fixed by the seed: float (B, 1, R, R) per conv layer, the same in any process."""
-    per_sample = []
-    for seed in seeds:
-        rng = np.random.RandomState(seed + 1)  # +1: independent of the z drawn from `seed`
-        per_sample.append([rng.standard_normal(shape).astype(np.float32) for shape in synthesis.noise_shapes()])
-    return [torch.from_numpy(np.stack(layer)).to(device) for layer in zip(*per_sample)]

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from datasetgan.gan_training import GANTrainer, TrainOptions, load_generator, sample_images, save_generator
-from datasetgan.stylegan2 import Generator, GeneratorConfig, _blur_filter, _filter2d, modulated_conv2d, seeded_noise, upsample2d
+from datasetgan.backbone import Backbone
+from datasetgan.stylegan2 import Generator, GeneratorConfig, _blur_filter, _filter2d, modulated_conv2d, upsample2d
 
 TINY = GeneratorConfig(z_dim=16, w_dim=16, resolution=16, channel_base=128, channel_max=16, mapping_layers=2)
 
@@ -48,7 +49,7 @@ def test_generator_features_and_truncation():
     z = torch.randn(2, TINY.z_dim)
     ws = G.mapping(z)
     assert ws.shape == (2, G.num_ws, TINY.w_dim) and G.num_ws == 1 + 2 + 2 + 1  # convs of b4, b8, b16, then the last torgb
-    img, feats = G.synthesis(ws, seeded_noise(G.synthesis, [0, 1]))
+    img, feats = G.synthesis(ws, Backbone(G).noise([0, 1]))
     assert img.shape == (2, 3, 16, 16)
     assert [tuple(f.shape[1:]) for f in feats] == [(16, 4, 4), (16, 4, 4), (16, 8, 8), (16, 8, 8), (8, 16, 16), (8, 16, 16)]
     G.mapping.w_avg.normal_()
@@ -59,7 +60,7 @@ def test_generator_features_and_truncation():
 
 def test_seeded_noise_is_fixed_per_seed():
     G = Generator(TINY)
-    a, b = seeded_noise(G.synthesis, [3, 4]), seeded_noise(G.synthesis, [4])
+    a, b = Backbone(G).noise([3, 4]), Backbone(G).noise([4])
     assert all(torch.equal(x[1:], y) for x, y in zip(a, b))
     assert not torch.equal(a[0][0], a[0][1])
 
