@@ -1,0 +1,122 @@
+"""A reproducible quality figure for generators of the toy world: the kernel inception distance (KID,
+Binkowski et al. 2018) computed on features of a small CNN that our code trains on toy renders,
+since no pretrained Inception network can be downloaded here.
+
+The feature network learns, from labelled toy renders, each image's camera azimuth (as sin, cos)
+and the fraction of pixels of each part class; its 128-d pooled features are what KID compares.
+KID(real, generated) is reported beside KID(real, other real): the floor a perfect generator reaches.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from datasets.toy import ToySettings, render_sample, split_seeds
+
+
+@dataclass(frozen=True)
+class KIDSettings:
+    """Which toy samples train the feature net and serve as the two real sets; KID subset sizes."""
+
+    train_images: int = 1000    # labelled[0:train_images] train the feature network
+    real_images: int = 250      # the toy test split's first N: real set A
+    reference_images: int = 250  # labelled[train_images : train_images + N]: real set B
+    generated_images: int = 250
+    epochs: int = 8
+    subsets: int = 50
+    subset_size: int = 100
+    seed: int = 0
+
+
+class FeatureNet(nn.Module):
+    """image float (B, 3, 64, 64) in [-1, 1] -> features float (B, 128); heads predict azimuth and part fractions."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        widths = [3, 32, 64, 128, 128]
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in zip(widths, widths[1:]))
+        self.norms = nn.ModuleList(nn.GroupNorm(8, b) for b in widths[1:])
+        self.head = nn.Linear(128, 2 + classes)
+
+    def features(self, x: Tensor) -> Tensor:
+        for conv, norm in zip(self.convs, self.norms):
+            x = F.relu(norm(conv(x)))
+        return x.mean([2, 3])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+def _render(seeds: list[int], desc: str) -> tuple[Tensor, Tensor]:
+    """Toy images float (N, 3, 64, 64) in [-1, 1] and targets float (N, 2 + 12): sin, cos, part fractions."""
+    images, targets = [], []
+    for seed in tqdm(seeds, desc=desc, unit="img", leave=False):
+        s = render_sample(seed, ToySettings())
+        az = np.radians(s.meta["camera"]["azimuth"])
+        fractions = np.bincount(s.labels.ravel(), minlength=12) / s.labels.size
+        images.append(s.image)
+        targets.append(np.concatenate([[np.sin(az), np.cos(az)], fractions]))
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return x, torch.tensor(np.stack(targets), dtype=torch.float32)
+
+
+def train_feature_net(settings: KIDSettings) -> FeatureNet:
+    """Train the feature network on labelled toy renders (deterministic for a seed)."""
+    torch.manual_seed(settings.seed)
+    images, targets = _render(split_seeds("labelled", settings.train_images), "feature-net data")
+    net = FeatureNet(targets.shape[1] - 2)
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
+    order = torch.Generator().manual_seed(settings.seed)
+    for _ in tqdm(range(settings.epochs), desc="feature net", unit="epoch", leave=False):
+        for idx in torch.randperm(len(images), generator=order).split(32):
+            pred = net(images[idx])
+            loss = F.mse_loss(pred[:, :2], targets[idx, :2]) + 10 * F.mse_loss(pred[:, 2:], targets[idx, 2:])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return net.eval().requires_grad_(False)
+
+
+def kid(a: Tensor, b: Tensor, subsets: int, subset_size: int, seed: int) -> tuple[float, float]:
+    """a: (N, D), b: (M, D) features -> (mean, std) over random subsets of the unbiased MMD^2 with
+    the cubic polynomial kernel k(x, y) = (x.y / D + 1)^3."""
+    rng = np.random.RandomState(seed)
+    d = a.shape[1]
+    m = min(subset_size, len(a), len(b))
+    values = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), m, replace=False)].double()
+        y = b[rng.choice(len(b), m, replace=False)].double()
+        kxx, kyy, kxy = ((p @ q.T / d + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))
+        values.append(float(_off_diagonal_mean(kxx) + _off_diagonal_mean(kyy) - 2 * kxy.mean()))
+    return float(np.mean(values)), float(np.std(values))
+
+
+def _off_diagonal_mean(k: Tensor) -> Tensor:
+    """Mean of a square kernel matrix without its diagonal (the unbiased within-set term)."""
+    m = k.shape[0]
+    return (k.sum() - k.diagonal().sum()) / (m * (m - 1))
+
+
+def toy_kid(generate, settings: KIDSettings = KIDSettings()) -> dict:
+    """KID of generated toy images against the toy test split, beside the real-vs-real floor.
+
+    generate: callable(seeds: list[int]) -> float (B, 3, 64, 64) images in [-1, 1].
+    Returns plain data: both KIDs (mean, std, x 1000 as usually printed) and the settings.
+    """
+    net = train_feature_net(settings)
+    real, _ = _render(split_seeds("test", settings.real_images), "real set")
+    first = settings.train_images
+    reference, _ = _render(split_seeds("labelled")[first:first + settings.reference_images], "reference set")
+    seeds = list(range(settings.generated_images))
+    fake = torch.cat([generate(seeds[i:i + 25]) for i in range(0, len(seeds), 25)])
+    f_real, f_ref, f_fake = (net.features(x) for x in (real, reference, fake))
+    gen = kid(f_real, f_fake, settings.subsets, settings.subset_size, settings.seed)
+    floor = kid(f_real, f_ref, settings.subsets, settings.subset_size, settings.seed)
+    return {"kid_x1000_generated": [1000 * v for v in gen], "kid_x1000_real_vs_real": [1000 * v for v in floor],
+            "settings": asdict(settings)}
