@@ -10,6 +10,7 @@ import click
 import yaml
 
 from benchmark import configs
+from datasetgan.gan_training import TOY_GAN
 from datasets.registry import DATASETS
 
 
@@ -88,6 +89,13 @@ def toy(split, count, out, resolution, grid):
         click.echo(f"grid: {grid}")
 
 
+def _existing_file(path: str, option: str) -> Path:
+    """`path` if it is a file, else a clean usage error naming the option."""
+    if not Path(path).is_file():
+        raise click.BadParameter(f"no such file: {path}", param_hint=option)
+    return Path(path)
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0-7' or '1,5,9' or '0-3,10' -> a list of seeds."""
     seeds = []
@@ -131,22 +139,34 @@ def gan_train(data, run_dir, iterations, threads):
 
 
 @gan.command("sample")
-@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False), help="A generator.pt.")
+@click.option("--checkpoint", default=str(TOY_GAN), show_default=True, type=click.Path(dir_okay=False),
+              help="A generator checkpoint (default: the shipped toy-car GAN).")
+@click.option("--n", "count", type=click.IntRange(min=1), default=None, help="Seeds 0..N-1 (instead of --seeds).")
 @click.option("--seeds", default="0-31", help="Seeds, e.g. 0-31 or 1,5,9.")
 @click.option("--psi", type=float, default=1.0, help="Truncation psi (1 = none).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG grid to write.")
-def gan_sample(checkpoint, seeds, psi, out):
-    """Draw a grid of generated images, each reproducible from its seed.
+@click.option("--out", required=True,
+              help="A .png path for one grid, or a folder for one PNG per seed (resumable; split across torchrun ranks).")
+def gan_sample(checkpoint, count, seeds, psi, out):
+    """Draw generated images, each reproducible from its seed.
 
     \b
-    Example: benchmark gan sample --checkpoint checkpoints/toy-car-gan.pt --seeds 0-31 --out grid.png
+    Examples:
+      benchmark gan sample --n 16 --out grid.png
+      torchrun --nproc_per_node 4 -m benchmark gan sample --seeds 0-9999 --out samples/
     """
-    from datasetgan.gan_training import load_generator, sample_images, save_grid
+    from datasetgan.distributed import rank_and_world, shard
+    from datasetgan.gan_training import load_generator, sample_images, save_grid, save_images
 
-    images = sample_images(load_generator(Path(checkpoint)), parse_seeds(seeds), psi)
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save_grid(images, Path(out))
-    click.echo(f"wrote {out}")
+    G = load_generator(_existing_file(checkpoint, "--checkpoint"))
+    seed_list = list(range(count)) if count else parse_seeds(seeds)
+    if out.endswith(".png"):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        save_grid(sample_images(G, seed_list, psi), Path(out))
+        click.echo(f"wrote {out}")
+        return
+    mine = shard(seed_list, *rank_and_world())
+    written = save_images(G, mine, psi, _writable_dir(out))
+    click.echo(f"wrote {written} new images of {len(mine)} seeds to {out}")
 
 
 @gan.command("project")

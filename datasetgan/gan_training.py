@@ -26,6 +26,9 @@ from datasets.base import DatasetFormatError
 from datasets.files import list_files, read_rgb
 
 
+TOY_GAN = Path(__file__).resolve().parents[1] / "checkpoints" / "toy-car-gan.pt"  # shipped with the code
+
+
 @dataclass(frozen=True)
 class TrainOptions:
     """Optimisation settings; defaults suit the 64x64 toy cars on a CPU."""
@@ -255,6 +258,19 @@ def load_generator(path: Path) -> Generator:
     G = Generator(GeneratorConfig(**state["config"]))
     G.load_state_dict(state["state_dict"])
     return G.eval().requires_grad_(False)
+
+
+def save_images(G: Generator, seeds: list[int], psi: float, folder: Path, batch: int = 16) -> int:
+    """Write seed{seed:06d}.png per seed into folder, skipping those already there; returns how many were new."""
+    todo = [s for s in seeds if not (folder / f"seed{s:06d}.png").exists()]
+    for i in tqdm(range(0, len(todo), batch), desc="sampling", unit="batch"):
+        chunk = todo[i:i + batch]
+        images = ((sample_images(G, chunk, psi).clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+        for seed, image in zip(chunk, images):
+            path = folder / f"seed{seed:06d}.png"
+            Image.fromarray(image).save(path.with_name(f".tmp-{path.name}"), format="PNG")
+            os.replace(path.with_name(f".tmp-{path.name}"), path)
+    return len(todo)
 
 
 def sample_images(G: Generator, seeds: list[int], psi: float = 1.0) -> Tensor:
