@@ -155,9 +155,10 @@ def gan_sample(checkpoint, count, seeds, psi, out):
       torchrun --nproc_per_node 4 -m benchmark gan sample --seeds 0-9999 --out samples/
     """
     from datasetgan.distributed import rank_and_world, shard
-    from datasetgan.gan_training import load_generator, sample_images, save_grid, save_images
+    from datasetgan.gan_training import sample_images, save_grid, save_images
+    from datasetgan.loaders import load_generator_any
 
-    G = load_generator(_existing_file(checkpoint, "--checkpoint"))
+    G = load_generator_any(_existing_file(checkpoint, "--checkpoint"))
     seed_list = list(range(count)) if count else parse_seeds(seeds)
     if out.endswith(".png"):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -187,11 +188,12 @@ def gan_project(checkpoint, images, count, steps, noise, out):
     import torch
 
     from datasetgan.backbone import Backbone
-    from datasetgan.gan_training import image_files, load_generator, load_images, save_grid
+    from datasetgan.gan_training import image_files, load_images, save_grid
     from datasetgan.inversion import InversionSettings, invert
+    from datasetgan.loaders import load_generator_any
 
     out = _writable_dir(out)
-    backbone = Backbone(load_generator(Path(checkpoint)))
+    backbone = Backbone(load_generator_any(Path(checkpoint)))
     files = image_files(Path(images))[:count]
     targets = load_images(files, backbone.resolution).float() / 127.5 - 1
     settings = InversionSettings(steps=steps, optimize_noise=noise)
@@ -220,11 +222,12 @@ def gan_kid(checkpoint, psi, out):
     import time
 
     from benchmark.records import write_record
-    from datasetgan.gan_training import load_generator, sample_images
+    from datasetgan.gan_training import sample_images
+    from datasetgan.loaders import load_generator_any
     from datasetgan.quality import toy_kid
 
     started = time.time()
-    G = load_generator(Path(checkpoint))
+    G = load_generator_any(Path(checkpoint))
     result = toy_kid(lambda seeds: sample_images(G, seeds, psi))
     folder = write_record(out, "toy-gan-kid", {"checkpoint": str(checkpoint), "psi": psi, **result}, started)
     gen, floor = result["kid_x1000_generated"], result["kid_x1000_real_vs_real"]
@@ -256,10 +259,11 @@ def datasets_check(name, root):
 
 def main():
     """Console entry point: user errors become one clean message and a non-zero exit."""
+    from datasetgan.loaders import CheckpointFormatError
     from datasets.base import DatasetFormatError
 
     try:
         cli(standalone_mode=True)
-    except (DatasetFormatError, configs.ConfigError) as e:
+    except (DatasetFormatError, CheckpointFormatError, configs.ConfigError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
