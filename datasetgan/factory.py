@@ -1,0 +1,158 @@
+"""The label factory: seeds -> GAN images with labels and uncertainty, on disk, filtered.
+
+Layout of an output folder:
+
+    shards/shard_000000/   one folder per `shard_size` consecutive seeds, renamed into place whole:
+        seed000000.png         the image (at label resolution)
+        seed000000_label.png   uint8 class indices
+        seed000000_js.npy      float16 (H, W) per-pixel JS divergence of the ensemble
+        samples.json           per seed: z, image uncertainty score
+    index.json              written once every shard exists: the kept seeds after dropping the
+                            `filter_ratio` most uncertain images, with the settings
+    coco.json               with --format coco: the kept samples as COCO, one RLE mask per class
+
+An interrupted run resumes: finished shards are never redone, a half-written one is redone.
+Under torchrun each rank writes the shards i with i % WORLD_SIZE == RANK.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+from tqdm import tqdm
+
+from datasetgan.backbone import Backbone, Synthesized
+from datasets.base import ClassSet
+
+# A labeler maps generated samples to (labels int64 (B, H, W), js float (B, H, W), score float (B,)).
+Labeler = Callable[[Synthesized], tuple[Tensor, Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class FactorySettings:
+    """What to generate and how to filter it."""
+
+    num: int
+    first_seed: int = 0
+    shard_size: int = 100
+    batch: int = 4
+    filter_ratio: float = 0.1   # fraction of the most uncertain images left out of index.json
+    coco: bool = False
+
+
+def image_at_label_grid(image: Tensor, size: tuple[int, int], crop_rows: tuple[int, int] | None = None) -> Tensor:
+    """image: float (B, 3, R, R) in [-1, 1] -> uint8 (B, H, W, 3): resized to the square label
+    resolution when it differs (area averaging), then cropped to rows [r0, r1) when asked (car 64:448)."""
+    side = size[1]
+    if image.shape[-1] != side:
+        image = F.interpolate(image, size=(side, side), mode="area")
+    if crop_rows is not None:
+        image = image[:, :, crop_rows[0]:crop_rows[1]]
+    return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1)
+
+
+def generate(backbone: Backbone, labeler: Labeler, classes: ClassSet, out: Path, settings: FactorySettings,
+             label_size: tuple[int, int], crop_rows: tuple[int, int] | None = None, rank: int = 0,
+             world: int = 1) -> dict | None:
+    """Write this rank's shards, then (if every shard exists) index.json and coco.json. Returns the
+    index when it was written."""
+    out = Path(out)
+    seeds = list(range(settings.first_seed, settings.first_seed + settings.num))
+    shards = [seeds[i:i + settings.shard_size] for i in range(0, len(seeds), settings.shard_size)]
+    mine = [i for i in range(len(shards)) if i % world == rank and not _shard_dir(out, i).exists()]
+    bar = tqdm(total=sum(len(shards[i]) for i in mine), desc="labelled pairs", unit="pair")
+    for i in mine:
+        tmp = out / "shards" / f".tmp-shard_{i:06d}"
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-written shard from an interrupted run
+        tmp.mkdir(parents=True)
+        records = {}
+        for j in range(0, len(shards[i]), settings.batch):
+            chunk = shards[i][j:j + settings.batch]
+            sample = backbone.sample(chunk)
+            labels, js, score = labeler(sample)
+            images = image_at_label_grid(sample.image, label_size, crop_rows).cpu().numpy()
+            for k, seed in enumerate(chunk):
+                name = f"seed{seed:06d}"
+                Image.fromarray(images[k]).save(tmp / f"{name}.png")
+                Image.fromarray(labels[k].cpu().numpy().astype(np.uint8)).save(tmp / f"{name}_label.png")
+                np.save(tmp / f"{name}_js.npy", js[k].cpu().numpy().astype(np.float16))
+                records[str(seed)] = {"score": float(score[k]), "z": backbone.z([seed])[0].cpu().tolist()}
+            bar.update(len(chunk))
+        (tmp / "samples.json").write_text(json.dumps(records))
+        os.replace(tmp, _shard_dir(out, i))
+    bar.close()
+    if not all(_shard_dir(out, i).exists() for i in range(len(shards))):
+        return None
+    return _write_index(out, shards, classes, settings)
+
+
+def _shard_dir(out: Path, index: int) -> Path:
+    return out / "shards" / f"shard_{index:06d}"
+
+
+def _write_index(out: Path, shards: list[list[int]], classes: ClassSet, settings: FactorySettings) -> dict:
+    """Keep all but the `filter_ratio` most uncertain images (ties by seed) and record them."""
+    scores = {}
+    for i in range(len(shards)):
+        scores.update({int(s): r["score"] for s, r in json.loads((_shard_dir(out, i) / "samples.json").read_text()).items()})
+    ranked = sorted(scores, key=lambda s: (-scores[s], s))
+    dropped = ranked[:int(round(len(ranked) * settings.filter_ratio))]
+    kept = sorted(set(scores) - set(dropped))
+    index = {"settings": asdict(settings), "classes": list(classes.names), "kept": kept, "dropped": sorted(dropped),
+             "files": {str(s): f"shards/shard_{(s - settings.first_seed) // settings.shard_size:06d}/seed{s:06d}"
+                       for s in kept}}
+    _atomic_text(out / "index.json", json.dumps(index, indent=1))
+    if settings.coco:
+        _atomic_text(out / "coco.json", json.dumps(to_coco(out, index, classes)))
+    return index
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def to_coco(out: Path, index: dict, classes: ClassSet) -> dict:
+    """The kept samples as COCO: images, categories (background excluded) and one RLE mask per
+    class present in each image (pycocotools' encoding, counts as str)."""
+    from pycocotools import mask as mask_utils
+
+    images, annotations = [], []
+    for seed in index["kept"]:
+        stem = out / index["files"][str(seed)]
+        labels = np.asarray(Image.open(f"{stem}_label.png"))
+        images.append({"id": seed, "file_name": f"{index['files'][str(seed)]}.png",
+                       "height": labels.shape[0], "width": labels.shape[1]})
+        for c in np.unique(labels):
+            if c == 0:
+                continue
+            rle = mask_utils.encode(np.asfortranarray((labels == c).astype(np.uint8)))
+            annotations.append({"id": len(annotations) + 1, "image_id": seed, "category_id": int(c),
+                                "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
+                                "area": float(mask_utils.area(rle)), "bbox": mask_utils.toBbox(rle).tolist(),
+                                "iscrowd": 0})
+    categories = [{"id": i, "name": name} for i, name in enumerate(classes.names) if i > 0]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def labels_from_coco(coco: dict, image_id: int) -> np.ndarray:
+    """Rebuild labels int64 (H, W) of one image from COCO RLE masks (background where none)."""
+    from pycocotools import mask as mask_utils
+
+    info = next(i for i in coco["images"] if i["id"] == image_id)
+    labels = np.zeros((info["height"], info["width"]), np.int64)
+    for a in coco["annotations"]:
+        if a["image_id"] == image_id:
+            rle = {"size": a["segmentation"]["size"], "counts": a["segmentation"]["counts"].encode("ascii")}
+            labels[mask_utils.decode(rle).astype(bool)] = a["category_id"]
+    return labels

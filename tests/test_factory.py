@@ -1,0 +1,72 @@
+"""The label factory on a tiny real generator: files, filtering, resume without gaps or duplicates, COCO."""
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import torch
+from PIL import Image
+
+from datasetgan.backbone import Backbone
+from datasetgan.factory import FactorySettings, generate, labels_from_coco
+from datasetgan.stylegan2 import Generator, GeneratorConfig
+from datasets.classes import CAR_5
+
+
+def _backbone():
+    torch.manual_seed(0)
+    return Backbone(Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=8, channel_base=32, channel_max=8,
+                                              mapping_layers=1)))
+
+
+def brightness_labeler(sample):
+    """A real, deterministic labeler: class by image brightness band; uncertainty by distance to a band edge."""
+    grey = sample.image.mean(1).clamp(-1, 0.999)
+    labels = ((grey + 1) / 2 * len(CAR_5)).long()
+    js = 1 - ((grey + 1) / 2 * len(CAR_5)).frac().sub(0.5).abs() * 2
+    return labels, js, js.flatten(1).topk(max(1, js[0].numel() // 10), dim=1).values.mean(1)
+
+
+def _digest(root):
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_factory_writes_filters_and_exports_coco(tmp_path):
+    settings = FactorySettings(num=10, shard_size=4, batch=3, filter_ratio=0.2, coco=True)
+    index = generate(_backbone(), brightness_labeler, CAR_5, tmp_path, settings, label_size=(8, 8))
+    assert len(index["kept"]) == 8 and len(index["dropped"]) == 2 and sorted(index["kept"] + index["dropped"]) == list(range(10))
+    scores = {}
+    for shard in (tmp_path / "shards").iterdir():
+        scores.update({int(k): v["score"] for k, v in json.loads((shard / "samples.json").read_text()).items()})
+    assert min(scores[s] for s in index["dropped"]) >= max(scores[s] for s in index["kept"])
+    stem = tmp_path / index["files"][str(index["kept"][0])]
+    labels = np.asarray(Image.open(f"{stem}_label.png"))
+    assert labels.shape == (8, 8) and np.load(f"{stem}_js.npy").dtype == np.float16
+    coco = json.loads((tmp_path / "coco.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == list(CAR_5.names[1:])
+    for seed in index["kept"]:
+        stem = tmp_path / index["files"][str(seed)]
+        np.testing.assert_array_equal(labels_from_coco(coco, seed), np.asarray(Image.open(f"{stem}_label.png")))
+
+
+def test_interrupted_run_resumes_to_the_same_files(tmp_path):
+    settings = FactorySettings(num=9, shard_size=4, batch=2)
+    generate(_backbone(), brightness_labeler, CAR_5, tmp_path / "a", settings, label_size=(8, 8))
+    b = tmp_path / "b"
+    generate(_backbone(), brightness_labeler, CAR_5, b, settings, label_size=(8, 8))
+    shutil.rmtree(b / "shards" / "shard_000001")  # as if killed while writing shard 1 ...
+    (b / "shards" / ".tmp-shard_000001").mkdir()  # ... leaving a half-written temporary folder
+    (b / "shards" / ".tmp-shard_000001" / "seed000004.png").write_bytes(b"half")
+    (b / "index.json").unlink()
+    assert _digest(tmp_path / "a") != _digest(b)
+    generate(_backbone(), brightness_labeler, CAR_5, b, settings, label_size=(8, 8))
+    assert _digest(tmp_path / "a") == _digest(b)
+
+
+def test_ranks_split_the_shards_and_the_last_one_indexes(tmp_path):
+    settings = FactorySettings(num=9, shard_size=2, batch=2)
+    first = generate(_backbone(), brightness_labeler, CAR_5, tmp_path, settings, label_size=(8, 8), rank=0, world=2)
+    assert first is None and sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["shard_000000", "shard_000002", "shard_000004"]
+    index = generate(_backbone(), brightness_labeler, CAR_5, tmp_path, settings, label_size=(8, 8), rank=1, world=2)
+    assert sorted(index["kept"] + index["dropped"]) == list(range(9))
