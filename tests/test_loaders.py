@@ -58,15 +58,6 @@ def state_of(net, dotted: str) -> dict:
     return net.state
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run fastest on one thread, above all beside a busy training job."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------------------------------------------
 # stylegan2-ada network pickles
 

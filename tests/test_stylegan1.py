@@ -16,15 +16,6 @@ TINY = StyleGAN1Config(resolution=32, z_dim=16, w_dim=16, fmap_base=128, fmap_ma
                        fused_up_min_resolution=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convolutions run ~100x slower with two threads on a machine whose cores are busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _tiny_generator(seed: int = 0) -> StyleGAN1Generator:
     """A tiny generator with every parameter random (the official init leaves noise weights at zero)."""
     torch.manual_seed(seed)
