@@ -1,6 +1,5 @@
 """The toy-car world: geometry, rendering, splits, the on-disk layout and its reader."""
 import hashlib
-import json
 
 import numpy as np
 import pytest
