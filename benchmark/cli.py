@@ -108,6 +108,11 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+CHECKPOINT_OPTION = click.option(
+    "--checkpoint", default=str(TOY_GAN), show_default=True, type=click.Path(dir_okay=False),
+    help="A generator: ours (.pt), a stylegan2-ada/stylegan3 pickle, or a rosinality .pt.")
+
+
 @cli.group()
 def gan():
     """Train and sample the StyleGAN2 generator of the toy world (or of your own images)."""
@@ -139,8 +144,7 @@ def gan_train(data, run_dir, iterations, threads):
 
 
 @gan.command("sample")
-@click.option("--checkpoint", default=str(TOY_GAN), show_default=True, type=click.Path(dir_okay=False),
-              help="A generator checkpoint (default: the shipped toy-car GAN).")
+@CHECKPOINT_OPTION
 @click.option("--n", "count", type=click.IntRange(min=1), default=None, help="Seeds 0..N-1 (instead of --seeds).")
 @click.option("--seeds", default="0-31", help="Seeds, e.g. 0-31 or 1,5,9.")
 @click.option("--psi", type=float, default=1.0, help="Truncation psi (1 = none).")
@@ -171,7 +175,7 @@ def gan_sample(checkpoint, count, seeds, psi, out):
 
 
 @gan.command("project")
-@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False), help="A generator.pt.")
+@CHECKPOINT_OPTION
 @click.option("--images", required=True, type=click.Path(exists=True, file_okay=False),
               help="A folder of images at the generator's resolution, or a toy split folder.")
 @click.option("--n", "count", type=click.IntRange(min=1), default=None, help="Only the first N images (sorted).")
@@ -193,7 +197,7 @@ def gan_project(checkpoint, images, count, steps, noise, out):
     from datasetgan.loaders import load_generator_any
 
     out = _writable_dir(out)
-    backbone = Backbone(load_generator_any(Path(checkpoint)))
+    backbone = Backbone(load_generator_any(_existing_file(checkpoint, "--checkpoint")))
     files = image_files(Path(images))[:count]
     targets = load_images(files, backbone.resolution).float() / 127.5 - 1
     settings = InversionSettings(steps=steps, optimize_noise=noise)
@@ -209,7 +213,7 @@ def gan_project(checkpoint, images, count, steps, noise, out):
 
 
 @gan.command("kid")
-@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False), help="A toy generator.pt.")
+@CHECKPOINT_OPTION
 @click.option("--psi", type=float, default=1.0, help="Truncation psi of the generated images.")
 @click.option("--out", default="results/gan", help="Where the run record is written (a new folder per run).")
 def gan_kid(checkpoint, psi, out):
@@ -227,7 +231,7 @@ def gan_kid(checkpoint, psi, out):
     from datasetgan.quality import toy_kid
 
     started = time.time()
-    G = load_generator_any(Path(checkpoint))
+    G = load_generator_any(_existing_file(checkpoint, "--checkpoint"))
     result = toy_kid(lambda seeds: sample_images(G, seeds, psi))
     folder = write_record(out, "toy-gan-kid", {"checkpoint": str(checkpoint), "psi": psi, **result}, started)
     gen, floor = result["kid_x1000_generated"], result["kid_x1000_real_vs_real"]
