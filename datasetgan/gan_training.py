@@ -39,7 +39,8 @@ class TrainOptions:
     d_channel_max: int = 128
     batch: int = 16
     lr: float = 0.0025
-    r1_gamma: float = 0.05          # 0.0002 * resolution^2 / batch, stylegan2-ada's heuristic
+    r1_gamma: float = 1.0           # strong: with a few thousand images a weaker R1 let D win (mode collapse)
+    augment: bool = True            # DiffAugment (colour, translation) on every D input, for small datasets
     r1_every: int = 16              # lazy regularisation interval
     style_mixing: float = 0.9
     ema_half_life_images: int = 5000
@@ -106,6 +107,25 @@ def image_files(folder: Path) -> list[Path]:
     if not files:
         raise DatasetFormatError(folder, "PNG or JPG images (found none)")
     return files
+
+
+def diff_augment(x: Tensor, rng: torch.Generator) -> Tensor:
+    """Differentiable augmentation (Zhao et al. 2020) of x: float (B, 3, R, R): random brightness,
+    saturation and contrast, then a random translation by up to 1/8 of the image (zero fill).
+    Applied to real and generated images alike, it keeps D from memorising a small training set."""
+    b, _, r, _ = x.shape
+    brightness, saturation, contrast = torch.rand(3, b, 1, 1, 1, generator=rng).to(x)
+    x = x + (brightness - 0.5)
+    mean = x.mean(1, keepdim=True)
+    x = (x - mean) * (saturation * 2) + mean
+    mean = x.mean([1, 2, 3], keepdim=True)
+    x = (x - mean) * (contrast + 0.5) + mean
+    shift = torch.randint(-(r // 8), r // 8 + 1, (b, 2), generator=rng).to(x) * 2 / r  # in [-1, 1] units
+    theta = torch.zeros(b, 2, 3).to(x)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
 def load_images(files: list[Path], resolution: int) -> Tensor:
@@ -179,6 +199,10 @@ class GANTrainer:
             ws = torch.cat([ws[:, :cut], self.G.mapping(z[1])[:, cut:]], 1)
         return ws
 
+    def _augment(self, images: Tensor) -> Tensor:
+        """DiffAugment when enabled, drawing from the trainer's generator (so resuming stays exact)."""
+        return diff_augment(images, self.rng) if self.opt.augment else images
+
     def step(self) -> dict:
         """One generator and one discriminator update (plus R1 every r1_every steps)."""
         b = self.opt.batch
@@ -190,7 +214,7 @@ class GANTrainer:
         self.G.requires_grad_(True), self.D.requires_grad_(False)
         ws = self._latents(b)
         fake = self.G.synthesis(ws, noise)[0]
-        loss_g = F.softplus(-self.D(fake)).mean()
+        loss_g = F.softplus(-self.D(self._augment(fake))).mean()
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_G.step()
@@ -201,8 +225,8 @@ class GANTrainer:
         self.G.requires_grad_(False), self.D.requires_grad_(True)
         r1 = self.iteration % self.opt.r1_every == 0
         real = real.detach().requires_grad_(r1)
-        logits_real = self.D(real)
-        loss_d = F.softplus(self.D(fake.detach())).mean() + F.softplus(-logits_real).mean()
+        logits_real = self.D(self._augment(real))
+        loss_d = F.softplus(self.D(self._augment(fake.detach()))).mean() + F.softplus(-logits_real).mean()
         penalty = torch.zeros([])
         if r1:
             grad, = torch.autograd.grad(logits_real.sum(), real, create_graph=True)

@@ -94,3 +94,18 @@ def test_generator_checkpoint_round_trip(tmp_path):
     loaded = load_generator(tmp_path / "g.pt")
     torch.testing.assert_close(sample_images(G, [5, 6]), sample_images(loaded, [5, 6]), rtol=0, atol=0)
     assert not np.allclose(sample_images(G, [5]).numpy(), sample_images(G, [6]).numpy())
+
+
+def test_diff_augment_is_seeded_differentiable_and_translates_whole_pixels():
+    from datasetgan.gan_training import diff_augment
+
+    x = torch.zeros(4, 3, 16, 16)
+    x[:, :, 7, 7] = 1.0
+    a = diff_augment(x.clone().requires_grad_(True), torch.Generator().manual_seed(0))
+    b = diff_augment(x, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a.detach(), b)
+    a.sum().backward()
+    for img in b:  # the spike stays one pixel, moved by at most 16 / 8 = 2 pixels
+        spike = (img[0] - img[0].median()).abs()
+        y, x_ = divmod(int(spike.argmax()), 16)
+        assert abs(y - 7) <= 2 and abs(x_ - 7) <= 2
