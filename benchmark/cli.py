@@ -239,6 +239,71 @@ def gan_kid(checkpoint, psi, out):
                f"record: {folder / 'record.json'}")
 
 
+TOY_INTERPRETER_CONFIG = "configs/interpreter/toy-car-12.yaml"
+
+
+@cli.group()
+def interpreter():
+    """The Style Interpreter: an ensemble of per-pixel MLPs on GAN features."""
+
+
+@interpreter.command("train")
+@click.option("--config", "config_path", default=TOY_INTERPRETER_CONFIG, show_default=True,
+              type=click.Path(dir_okay=False), help="Interpreter config (generator, classes, annotations, checkpoint).")
+@click.option("--device", default="cpu", help="cpu or cuda.")
+def interpreter_train(config_path, device):
+    """Train the ensemble on annotated GAN samples and save it where the config says.
+
+    \b
+    Example: benchmark interpreter train --config configs/interpreter/toy-car-12.yaml
+    """
+    from datasetgan.pipeline import project_path, train_from_config
+
+    out = train_from_config(configs.load(project_path(config_path)), device)
+    click.echo(f"interpreter: {out}")
+
+
+@cli.command()
+@click.option("--config", "config_path", default=TOY_INTERPRETER_CONFIG, show_default=True,
+              type=click.Path(dir_okay=False), help="Interpreter config whose trained checkpoint labels the samples.")
+@click.option("--num", type=click.IntRange(min=1), required=True, help="How many samples (seeds first-seed..).")
+@click.option("--first-seed", type=click.IntRange(min=0), default=0)
+@click.option("--out", required=True, help="Output folder (an interrupted run resumes).")
+@click.option("--filter-ratio", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+              help="Fraction of the most uncertain images left out of index.json.")
+@click.option("--format", "fmt", type=click.Choice(["png", "coco"]), default="png", help="coco also writes coco.json.")
+@click.option("--shard-size", type=click.IntRange(min=1), default=100)
+@click.option("--device", default="cpu", help="cpu or cuda.")
+@click.option("--grid", type=click.Path(dir_okay=False), default=None,
+              help="Also save a PNG grid of the first kept samples beside their label maps.")
+def generate(config_path, num, first_seed, out, filter_ratio, fmt, shard_size, device, grid):
+    """Generate labelled images: image, label, uncertainty, latent and seed per sample, filtered by
+    uncertainty; split across ranks under torchrun.
+
+    \b
+    Example: benchmark generate --num 1000 --out synthetic/toy --format coco
+    """
+    from datasetgan.distributed import rank_and_world
+    from datasetgan.factory import FactorySettings
+    from datasetgan.factory import generate as run_factory
+    from datasetgan.pipeline import labeler_from_config, project_path
+
+    backbone, labeler, classes, size, crop_rows = labeler_from_config(configs.load(project_path(config_path)), device)
+    settings = FactorySettings(num=num, first_seed=first_seed, shard_size=shard_size, filter_ratio=filter_ratio,
+                               coco=fmt == "coco")
+    index = run_factory(backbone, labeler, classes, _writable_dir(out), settings, size, crop_rows, *rank_and_world())
+    if index is None:
+        click.echo("this rank's shards are written; index.json comes when every shard exists")
+        return
+    click.echo(f"{len(index['kept'])} samples kept, {len(index['dropped'])} dropped as most uncertain: {out}")
+    if grid:
+        from datasets.synthetic import SyntheticDataset
+        from datasets.visualize import save_label_grid
+
+        save_label_grid(SyntheticDataset(out), grid)
+        click.echo(f"grid: {grid}")
+
+
 @cli.group()
 def datasets():
     """Real-dataset adapters."""

@@ -8,6 +8,7 @@ class name or colour, wrong size, a missing latent) fails with a DatasetFormatEr
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,14 +44,12 @@ class Annotation:
             raise DatasetFormatError(self.source, "exactly one latent (ws or z) for the annotation")
 
 
-def features_of(backbone: Backbone, annotations: list[Annotation]) -> list[list[Tensor]]:
-    """Per annotation, the backbone's features float (C_l, R_l, R_l) at native resolution."""
-    out = []
+def features_of(backbone: Backbone, annotations: list[Annotation]) -> Iterator[list[Tensor]]:
+    """Per annotation (lazily, one image at a time), the backbone's features float (C_l, R_l, R_l)."""
     for a in annotations:
         ws = a.ws[None] if a.ws is not None else backbone.ws(torch.from_numpy(a.z).float()[None])
         seeds = None if a.noise_seed is None else [a.noise_seed]
-        out.append([f[0] for f in backbone.synthesize(ws.to(backbone.device), seeds=seeds).features])
-    return out
+        yield [f[0] for f in backbone.synthesize(ws.to(backbone.device), seeds=seeds).features]
 
 
 def read_labelme(path: Path, classes: ClassSet) -> np.ndarray:

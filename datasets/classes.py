@@ -169,3 +169,6 @@ CAT_OBJECT = ClassSet("cat-object", ("background", "cat"), ((0, 0, 0), (255, 255
 # Kaggle CAT's 9 head points, in .cat file order.
 CAT_KEYPOINTS = ("left eye", "right eye", "mouth", "left ear 1", "left ear 2", "left ear 3", "right ear 1",
                  "right ear 2", "right ear 3")
+
+# Every class set above by its name, for configs.
+CLASS_SETS = {value.name: value for value in list(globals().values()) if isinstance(value, ClassSet)}

@@ -65,8 +65,8 @@ def test_features_of_z_and_ws_latents_agree():
     z = np.random.RandomState(0).standard_normal(8).astype(np.float32)
     ws = backbone.ws(torch.from_numpy(z)[None])[0]
     labels = np.zeros((8, 8), np.int64)
-    by_z, by_ws = features_of(backbone, [Annotation(labels, "a", z=z, noise_seed=3),
-                                         Annotation(labels, "b", ws=ws, noise_seed=3)])
+    by_z, by_ws = list(features_of(backbone, [Annotation(labels, "a", z=z, noise_seed=3),
+                                         Annotation(labels, "b", ws=ws, noise_seed=3)]))
     assert [f.shape for f in by_z] == [f.shape for f in by_ws] and by_z[0].ndim == 3
     for a, b in zip(by_z, by_ws):
         torch.testing.assert_close(a, b)
