@@ -1,0 +1,69 @@
+"""End to end on tiny real parts: invert annotated images, train the interpreter from a config,
+generate a filtered labelled dataset, read it back."""
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from PIL import Image
+
+from benchmark.cli import cli
+from datasetgan.gan_training import save_generator
+from datasetgan.stylegan2 import Generator, GeneratorConfig
+from datasets.base import DatasetFormatError
+from datasets.classes import CAR_5
+from datasets.synthetic import SyntheticDataset
+
+
+def _invoke(*args):
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture
+def annotated(tmp_path):
+    """A tiny generator, 3 annotated 16x16 images inverted into it, and a config naming them."""
+    torch.manual_seed(0)
+    save_generator(Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=16, channel_base=64, channel_max=8,
+                                             mapping_layers=1)), tmp_path / "g.pt")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    rng = np.random.RandomState(0)
+    for i in range(3):
+        labels = np.zeros((16, 16), np.uint8)
+        labels[4 + i:12, 2:14] = 1
+        labels[10:14, 3:6] = 4
+        Image.fromarray(labels).save(tmp_path / "labels" / f"{i:06d}.png")
+        Image.fromarray(rng.randint(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i:06d}.png")
+    _invoke("gan", "project", "--checkpoint", str(tmp_path / "g.pt"), "--images", str(tmp_path / "images"),
+            "--steps", "3", "--out", str(tmp_path / "inv"))
+    config = {"generator": {"checkpoint": str(tmp_path / "g.pt")}, "classes": "car-5",
+              "annotations": {"kind": "inverted", "latents": str(tmp_path / "inv" / "latents.npy"),
+                              "labels": str(tmp_path / "labels")},
+              "interpreter": {"ensemble_size": 2, "max_epochs": 2, "pixels_per_image": 64},
+              "checkpoint": str(tmp_path / "interp.pt")}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def test_train_then_generate_a_filtered_dataset(annotated):
+    config = str(annotated / "config.yaml")
+    _invoke("interpreter", "train", "--config", config)
+    out = annotated / "synthetic"
+    output = _invoke("generate", "--config", config, "--num", "6", "--shard-size", "4", "--out", str(out),
+                     "--format", "coco", "--grid", str(annotated / "grid.png"))
+    assert "5 samples kept, 1 dropped" in output
+    data = SyntheticDataset(out)
+    assert data.classes is CAR_5 and len(data) == 5
+    sample = data[0]
+    assert sample.image.shape == (16, 16, 3) and sample.labels.shape == (16, 16)
+    assert sample.labels.max() < len(CAR_5) and data.js(0).shape == (16, 16)
+    assert (out / "coco.json").exists() and (annotated / "grid.png").exists()
+
+
+def test_annotation_labels_of_the_wrong_size_stop_training(annotated):
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(annotated / "labels" / "000001.png")
+    result = CliRunner().invoke(cli, ["interpreter", "train", "--config", str(annotated / "config.yaml")])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, DatasetFormatError) and "000001.png" in str(result.exception)
