@@ -263,6 +263,34 @@ def interpreter_train(config_path, device):
     click.echo(f"interpreter: {out}")
 
 
+@interpreter.command("eval")
+@click.option("--config", "config_path", default=TOY_INTERPRETER_CONFIG, show_default=True,
+              type=click.Path(dir_okay=False), help="Interpreter config (its trained checkpoint is evaluated).")
+@click.option("--toy", "toy_root", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A toy split folder with exact labels (benchmark toy --split test ...).")
+@click.option("--n", "count", type=click.IntRange(min=1), default=32, help="How many of its images.")
+@click.option("--steps", type=click.IntRange(min=1), default=300, help="Inversion steps.")
+@click.option("--out", default="results/interpreter", help="Where the run record is written (a new folder per run).")
+def interpreter_eval(config_path, toy_root, count, steps, out):
+    """Label held-out toy images through inversion and score them against their exact labels (mIoU).
+
+    \b
+    Example: benchmark interpreter eval --toy data/toy-test --n 32
+    """
+    import time
+
+    from benchmark.records import write_record
+    from datasetgan.pipeline import evaluate_by_inversion, project_path
+    from datasets.toy import ToyDataset
+
+    started = time.time()
+    config = configs.load(project_path(config_path))
+    result = evaluate_by_inversion(config, ToyDataset(toy_root), count, steps)
+    folder = write_record(out, "toy-interpreter-eval", {"config": config, "toy": str(toy_root), **result}, started)
+    click.echo(f"mIoU {100 * result['miou_official']:.1f} over {result['images']} inverted images "
+               f"(inversion PSNR {result['inversion']['mean_psnr']:.1f} dB); record: {folder / 'record.json'}")
+
+
 @cli.command()
 @click.option("--config", "config_path", default=TOY_INTERPRETER_CONFIG, show_default=True,
               type=click.Path(dir_okay=False), help="Interpreter config whose trained checkpoint labels the samples.")

@@ -132,3 +132,26 @@ def labeler_from_config(config: dict, device: str = "cpu"):
         return p.labels, p.js, p.score
 
     return backbone, labeler, class_set(config["classes"]), cfg.grid.shape, cfg.crop_rows
+
+
+def evaluate_by_inversion(config: dict, dataset, count: int, steps: int, device: str = "cpu") -> dict:
+    """How well the trained interpreter labels held-out real images: invert the first `count` items of a
+    labelled dataset, label the inverted latents' features, and score against the exact labels (mIoU
+    over the set, official convention). Returns plain data for a run record."""
+    from benchmark.metrics import confusion, iou_per_class, mean_iou
+    from datasetgan.inversion import InversionSettings, invert
+
+    backbone, labeler, classes, size, _ = labeler_from_config(config, device)
+    items = [dataset[i] for i in range(min(count, len(dataset)))]
+    images = torch.from_numpy(np.stack([s.image for s in items])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    settings = InversionSettings(steps=steps)
+    inverted = invert(backbone, images, settings)
+    with torch.no_grad():
+        labels = labeler(backbone.synthesize(inverted.ws))[0].cpu().numpy()
+    matrix = sum(confusion(p, s.labels, len(classes)) for p, s in zip(labels, items))
+    iou = iou_per_class(matrix)
+    return {"images": len(items), "inversion": {**vars(settings), "mean_mse": float(inverted.mse.mean()),
+                                                 "mean_psnr": float(inverted.psnr.mean())},
+            "miou_official": mean_iou(matrix), "miou_mmseg": mean_iou(matrix, "mmseg"),
+            "iou_per_class": {name: (None if np.isnan(v) else float(v)) for name, v in zip(classes.names, iou)},
+            "confusion": matrix.tolist()}

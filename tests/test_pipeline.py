@@ -67,3 +67,21 @@ def test_annotation_labels_of_the_wrong_size_stop_training(annotated):
     result = CliRunner().invoke(cli, ["interpreter", "train", "--config", str(annotated / "config.yaml")])
     assert result.exit_code != 0
     assert isinstance(result.exception, DatasetFormatError) and "000001.png" in str(result.exception)
+
+
+def test_eval_by_inversion_scores_held_out_toy_images(annotated):
+    import json
+
+    from datasets.toy import ToySettings, write_split
+
+    config = yaml.safe_load((annotated / "config.yaml").read_text())
+    config["classes"] = "car-12"
+    (annotated / "config.yaml").write_text(yaml.safe_dump(config))
+    _invoke("interpreter", "train", "--config", str(annotated / "config.yaml"))
+    write_split(annotated / "toy", "test", 2, ToySettings(resolution=16))
+    output = _invoke("interpreter", "eval", "--config", str(annotated / "config.yaml"), "--toy", str(annotated / "toy"),
+                     "--n", "2", "--steps", "2", "--out", str(annotated / "results"))
+    record = json.loads(next((annotated / "results").glob("*/record.json")).read_text())
+    assert record["images"] == 2 and 0 <= record["miou_official"] <= 1 and "mIoU" in output
+    assert np.array(record["confusion"]).sum() == 2 * 16 * 16
+    assert record["environment"]["packages"]["torch"]
