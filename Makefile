@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
 
-.PHONY: install demo test figures
+.PHONY: install demo test figures toy-gan toy-annotations
 
 $(BIN)/benchmark: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,17 @@ test: install
 
 figures: install
 	$(BIN)/benchmark toy --split test --n 16 --out build/toy-test-16 --grid docs/toy_grid.png
+
+# How the shipped toy GAN was made (about an hour on one CPU core; resumable: rerun to continue).
+toy-gan: install
+	$(BIN)/benchmark toy --split unlabelled --n 6000 --out data/toy-unlabelled
+	$(BIN)/benchmark gan train --data data/toy-unlabelled --run runs/toy-gan --iterations 6000 --threads 1
+	cp runs/toy-gan/generator.pt checkpoints/toy-car-gan.pt
+
+# How the shipped toy annotations and interpreter were made: 16 labelled toy renders, inverted.
+toy-annotations: install
+	$(BIN)/benchmark toy --split labelled --n 16 --out data/toy-labelled-16
+	$(BIN)/benchmark gan project --images data/toy-labelled-16 --out checkpoints/toy-annotations --steps 300
+	mkdir -p checkpoints/toy-annotations/labels
+	cp data/toy-labelled-16/labels/*.png checkpoints/toy-annotations/labels/
+	$(BIN)/benchmark interpreter train
