@@ -49,19 +49,51 @@ def cli():
 @click.option("--out", default="results", help="Where run records and tables are written.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and stop.")
 def run(suite, profile, extra, out, dry_run):
-    """Run a benchmark suite and build its tables.
+    """Run a benchmark suite: train every variant on every test set, cross-validate, write one record
+    per run under OUT/runs (reruns add records), then build OUT/tables/<suite>.csv and .tex.
 
     \b
-    Example: benchmark run --suite parts --profile demo --out results
+    Examples:
+      benchmark run --suite parts --profile quick --out /tmp/quick     about a minute on 2 CPU cores
+      benchmark run --suite parts --profile demo --out results
     """
+    from benchmark.suites import run_suite
+    from benchmark.tables import summary, write_tables
+    from datasetgan.loaders import CheckpointFormatError
+    from datasets.base import DatasetFormatError
+
     config = configs.resolve(suite, profile, extra)
     click.echo(yaml.safe_dump(config, sort_keys=False).rstrip())
     if dry_run:
         return
-    _writable_dir(out)
-    click.echo(f"\nplan: {len(config['variants'])} variants x {len(config['test_sets'])} test sets, "
-               f"{config['folds']}-fold evaluation, records under {out}/runs, tables under {out}/tables")
-    click.echo("The suite runners are not implemented yet: nothing was trained and no record was written.")
+    out_dir = _writable_dir(out)
+    click.echo(f"\nplan: {len(config['variants'])} variants x {len(config.get('test_sets', []))} test sets, "
+               f"{config.get('folds', 5)}-fold evaluation, records under {out}/runs, tables under {out}/tables")
+    try:
+        folders = run_suite(config, out_dir)
+    except (DatasetFormatError, CheckpointFormatError, configs.ConfigError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{len(folders)} run records written under {out_dir / 'runs'}")
+    csv, tex, table = write_tables(out_dir, suite)
+    click.echo(f"{summary(table)}\ntables: {csv}, {tex}")
+
+
+@cli.command()
+@click.option("--suite", type=click.Choice(configs.names("suites")), required=True, help="Which suite's records.")
+@click.option("--out", default="results", help="The folder `benchmark run --out` wrote (its runs/ are read).")
+def tables(suite, out):
+    """Build OUT/tables/<suite>.csv and .tex from the run records under OUT/runs, beside the paper's numbers.
+
+    \b
+    Example: benchmark tables --suite parts --out results
+    """
+    from benchmark.tables import summary, write_tables
+
+    try:
+        csv, tex, table = write_tables(Path(out), suite)
+    except configs.ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"{summary(table)}\ntables: {csv}, {tex}")
 
 
 @cli.command()

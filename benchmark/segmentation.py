@@ -1,0 +1,239 @@
+"""The one segmentation network and trainer every variant shares: torchvision's DeepLabV3, Adam,
+a checkpoint per epoch (resumable), and an evaluation of the test set after every epoch so that
+k-fold selection can pick any epoch without running the network again.
+
+Network weights never come from the internet: `weights=None, weights_backbone=None` always, and a
+pretrained backbone only from the local file `SegmentationSettings.pretrained` names.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models import segmentation as tvseg
+from tqdm import tqdm
+
+from benchmark.configs import ConfigError
+from benchmark.metrics import confusion
+from datasets.base import IGNORE, ClassSet, DatasetFormatError, LabelMerge, PartDataset
+
+BACKBONES = {
+    "resnet101": tvseg.deeplabv3_resnet101,   # the released code's choice
+    "resnet50": tvseg.deeplabv3_resnet50,
+    "mobilenet_v3_large": tvseg.deeplabv3_mobilenet_v3_large,  # the light one, for CPU profiles
+}
+
+
+@dataclass(frozen=True)
+class SegmentationSettings:
+    """DeepLabV3 training; defaults are the official script's except where a comment says otherwise."""
+
+    backbone: str = "resnet101"
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 1e-3
+    resolution: int | None = None  # square side images and labels are resized to; None: keep (ours)
+    pretrained: str | None = None  # a local backbone state dict (the official one is ImageNet); None: random init
+    bn_momentum: float | None = 0.1  # ours: every batch norm's; torchvision's MobileNetV3 has 0.01, whose running
+    #                                  statistics lag far behind on short schedules (eval then predicts background)
+    keep_all_checkpoints: bool = False  # ours: keep only the latest (every epoch's evaluation is kept anyway)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"segmentation.backbone {self.backbone!r} unknown; valid: {', '.join(BACKBONES)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("segmentation.epochs and segmentation.batch_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """images: uint8 (N, H, W, 3); labels: int64 (N, H, W) in [0, K) or IGNORE; classes: the K names."""
+
+    images: Tensor
+    labels: Tensor
+    classes: ClassSet
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def load_images(dataset: PartDataset, count: int | None = None, merge: LabelMerge | None = None,
+                resolution: int | None = None, name: str = "dataset") -> LabelledImages:
+    """The first `count` samples of a dataset in memory, labels mapped through `merge` when given and
+    everything resized to `resolution` (bilinear images, nearest labels) when given."""
+    n = len(dataset) if count is None else min(count, len(dataset))
+    if n == 0:
+        raise DatasetFormatError(name, "at least one image; found none")
+    samples = [dataset[i] for i in range(n)]
+    shapes = {s.image.shape for s in samples}
+    if len(shapes) > 1 and resolution is None:
+        raise DatasetFormatError(name, f"images of one size (or set segmentation.resolution); found {sorted(shapes)}")
+    if any(s.labels is None for s in samples):
+        raise DatasetFormatError(name, "label maps for every image")
+    images, labels = [], []
+    for s in samples:
+        image = torch.from_numpy(s.image).permute(2, 0, 1)[None].float()
+        label = torch.from_numpy(merge(s.labels) if merge else s.labels)[None, None].float()
+        if resolution is not None:
+            image = F.interpolate(image, size=(resolution, resolution), mode="bilinear", align_corners=False)
+            label = F.interpolate(label, size=(resolution, resolution), mode="nearest")
+        images.append(image[0].round().clamp(0, 255).byte().permute(1, 2, 0))
+        labels.append(label[0, 0].long())
+    return LabelledImages(torch.stack(images), torch.stack(labels), merge.target if merge else dataset.classes)
+
+
+def to_input(images: Tensor) -> Tensor:
+    """uint8 (B, H, W, 3) -> float (B, 3, H, W), normalised with ImageNet statistics."""
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    return (images.permute(0, 3, 1, 2).float() / 255 - mean.to(images.device)) / std.to(images.device)
+
+
+def build_network(settings: SegmentationSettings, num_classes: int) -> nn.Module:
+    """DeepLabV3 with `num_classes` outputs; forward(x float (B, 3, H, W)) -> {"out": float (B, K, H, W)}."""
+    torch.manual_seed(settings.seed)
+    net = BACKBONES[settings.backbone](weights=None, weights_backbone=None, num_classes=num_classes, aux_loss=False)
+    if settings.bn_momentum is not None:
+        for m in net.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.momentum = settings.bn_momentum
+    if settings.pretrained:
+        load_backbone_weights(net, Path(settings.pretrained))
+    return net
+
+
+def load_backbone_weights(net: nn.Module, path: Path) -> None:
+    """Copy a local state dict into net.backbone: a classification model's (torchvision names, its head
+    ignored) or a segmentation model's ("backbone." prefix). Every backbone tensor must be present."""
+    if not path.is_file():
+        raise ConfigError(f"segmentation.pretrained: no such file {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("model", state) if isinstance(state, dict) else state
+    state = {k.removeprefix("backbone."): v for k, v in state.items()}
+    wanted = net.backbone.state_dict()
+    missing = [k for k in wanted if k not in state or state[k].shape != wanted[k].shape]
+    if missing:
+        raise ConfigError(f"{path}: not a backbone of this network; {len(missing)} tensors missing or of "
+                          f"another shape, e.g. {missing[:3]}")
+    net.backbone.load_state_dict({k: state[k] for k in wanted})
+
+
+def last_layer(net: nn.Module) -> nn.Conv2d:
+    """The final 1x1 convolution producing the class logits."""
+    return net.classifier[-1]
+
+
+def replace_last_layer(net: nn.Module, num_classes: int, seed: int) -> None:
+    """A fresh final convolution with `num_classes` outputs (transfer learning)."""
+    torch.manual_seed(seed)
+    old = last_layer(net)
+    net.classifier[-1] = nn.Conv2d(old.in_channels, num_classes, 1)
+
+
+class CrossEntropy:
+    """The plain supervised objective; richer ones (semi.S4GAN) keep this interface."""
+
+    def loss(self, net: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
+        """images: float (B, 3, H, W) normalised; labels: int64 (B, H, W) -> scalar loss."""
+        return F.cross_entropy(net(images)["out"], labels, ignore_index=IGNORE)
+
+    def after_step(self) -> None:
+        """Called after each optimiser step of the network."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def _batches(n: int, batch: int, generator: torch.Generator) -> list[Tensor]:
+    """A shuffled epoch; a last batch of one is dropped and a single image is shown twice per batch
+    (batch norm after DeepLab's global pooling needs two samples)."""
+    if n == 1:
+        return [torch.zeros(2, dtype=torch.int64)]
+    order = torch.randperm(n, generator=generator)
+    chunks = list(order.split(min(batch, n)))
+    return [c for c in chunks if len(c) > 1]
+
+
+def _set_train_mode(net: nn.Module) -> None:
+    """Train mode, except batch norms whose parameters are all frozen keep their statistics (eval mode)."""
+    net.train()
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()):
+            m.eval()
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, test: LabelledImages, device: torch.device, batch: int = 16) -> np.ndarray:
+    """int64 (N, K, K) confusion of every test image (rows truth, columns prediction)."""
+    net.eval()
+    k = len(test.classes)
+    out = []
+    for start in range(0, len(test), batch):
+        images = to_input(test.images[start:start + batch].to(device))
+        logits = net(images)["out"]
+        pred = logits.argmax(1).cpu().numpy()
+        out += [confusion(p, t, k) for p, t in zip(pred, test.labels[start:start + batch].numpy())]
+    return np.stack(out)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fit(net: nn.Module, train: LabelledImages, test: LabelledImages | None, settings: SegmentationSettings,
+        run_dir: Path, objective=None, device: str | torch.device = "cpu", desc: str = "deeplab") -> np.ndarray | None:
+    """Train `net` (its parameters with requires_grad) with Adam for settings.epochs; after every epoch
+    write run_dir/checkpoint_{epoch:03d}.pt and, with a test set, run_dir/confusion_{epoch:03d}.npy (its
+    per-image confusions). A rerun resumes after the last finished epoch.
+    Returns int64 (E, N, K, K): the test set's per-image confusion after every epoch (None without one)."""
+    if test is not None and len(train.classes) != len(test.classes):
+        raise DatasetFormatError(desc, f"training labels have {len(train.classes)} classes ({train.classes.name}), "
+                                       f"the test set {len(test.classes)} ({test.classes.name})")
+    objective = objective or CrossEntropy()
+    device = torch.device(device)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    net.to(device)
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=settings.lr)
+    done = sorted(run_dir.glob("checkpoint_*.pt"))
+    start = 0
+    if done:
+        state = torch.load(done[-1], map_location=device, weights_only=True)
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        objective.load_state_dict(state["objective"])
+        start = state["epoch"] + 1
+    bar = tqdm(range(start, settings.epochs), desc=desc, unit="epoch", initial=start, total=settings.epochs)
+    for epoch in bar:
+        generator = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
+        torch.manual_seed(settings.seed * 100_003 + epoch)  # dropout
+        _set_train_mode(net)
+        for idx in _batches(len(train), settings.batch_size, generator):
+            loss = objective.loss(net, to_input(train.images[idx].to(device)), train.labels[idx].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            objective.after_step()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if test is not None:
+            np.save(run_dir / f".tmp-confusion_{epoch:03d}.npy", evaluate(net, test, device))
+            os.replace(run_dir / f".tmp-confusion_{epoch:03d}.npy", run_dir / f"confusion_{epoch:03d}.npy")
+        _atomic_save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                      "objective": objective.state_dict(), "epoch": epoch, "settings": asdict(settings)},
+                     run_dir / f"checkpoint_{epoch:03d}.pt")
+        if not settings.keep_all_checkpoints and epoch > 0:
+            (run_dir / f"checkpoint_{epoch - 1:03d}.pt").unlink(missing_ok=True)
+    if test is None:
+        return None
+    return np.stack([np.load(run_dir / f"confusion_{e:03d}.npy") for e in range(settings.epochs)])

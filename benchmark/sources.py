@@ -1,0 +1,111 @@
+"""Where the runners' images come from: test sets by benchmark name, the toy world's splits
+(rendered once under <out>/data and reused), and the maps between class sets.
+
+Test set names: `toy-car-12` (the toy test split, exact ADE-Car-12 labels) and `toy-car-5` (the same,
+merged to the 5 PASCAL-style parts), or a real set of datasets.registry (its `test` split, its root
+from the config's `roots: {name: PATH}` or configs/datasets/<name>.yaml). Real test sets run the
+variants in REAL_VARIANTS only: datasetgan (a synthetic set) and supervised (the set's `train` split;
+not for the DatasetGAN release sets, whose train split is the annotated GAN images); transfer and
+semi need the human-annotated GAN images, an unlabelled real pool and COCO-like weights wired: not
+done yet.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from benchmark.configs import CONFIG_ROOT, ConfigError, load
+from datasets import classes as class_module
+from datasets.base import ClassSet, DatasetFormatError, LabelMerge, PartDataset
+from datasets.classes import CAR_12_TO_5
+from datasets.toy import SPLITS, ToyDataset, ToySettings, write_split
+
+# Test set name -> the merge applied to the toy world's ADE-Car-12 labels (None: kept as they are).
+TOY_TEST_SETS = {"toy-car-12": None, "toy-car-5": CAR_12_TO_5}
+REAL_VARIANTS = ("datasetgan", "supervised")
+
+MERGES = {(m.source.name, m.target.name): m for m in vars(class_module).values() if isinstance(m, LabelMerge)}
+
+
+@dataclass(frozen=True)
+class ToyData:
+    """How much of the toy world a run uses: the human-label budget, the supervised pool, the test set."""
+
+    resolution: int = 64
+    labelled: int = 16    # human-labelled images every few-label variant gets (the paper's 16 cars)
+    pool: int = 2_000     # the fully supervised upper line: the whole labelled split
+    test: int = 250       # the ADE-Car-12 test set's size
+
+    def __post_init__(self):
+        if not (isinstance(self.resolution, int) and self.resolution >= 8):
+            raise ConfigError(f"toy.resolution must be an integer of at least 8, got {self.resolution!r}")
+        for name, split in (("labelled", "labelled"), ("pool", "labelled"), ("test", "test")):
+            if not 0 < getattr(self, name) <= SPLITS[split][1]:
+                raise ConfigError(f"toy.{name} must be in 1..{SPLITS[split][1]}, got {getattr(self, name)}")
+
+
+def settings_from(cls, config: dict, key: str):
+    """cls(**config[key]) (defaults where absent); an unknown field fails with the valid ones."""
+    section = config.get(key) or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"config entry '{key}' must be a mapping, got {section!r}")
+    valid = {f.name for f in fields(cls)}
+    unknown = sorted(set(section) - valid)
+    if unknown:
+        raise ConfigError(f"config entry '{key}': unknown fields {unknown}; valid: {', '.join(sorted(valid))}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()})
+
+
+def class_merge(source: ClassSet, target: ClassSet, what: str) -> LabelMerge | None:
+    """None when the sets are the same, the declared merge when one exists, else a clear error."""
+    if source.names == target.names:
+        return None
+    if (source.name, target.name) in MERGES:
+        return MERGES[(source.name, target.name)]
+    raise DatasetFormatError(what, f"labels in the test set's classes ({target.name}, {len(target)} classes) or a "
+                                   f"declared merge to them; got {source.name} ({len(source)} classes)")
+
+
+def short_hash(data) -> str:
+    """8 hex digits identifying a JSON-able value (work folders keyed by their settings)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def toy_split(data_dir: Path, split: str, count: int, settings: ToySettings) -> ToyDataset:
+    """A toy split at `settings` holding at least its first `count` samples, rendered once under data_dir
+    (resumable; a folder rendered for a larger count is reused, so callers take the first `count`)."""
+    root = Path(data_dir) / f"toy-{split}-{settings.resolution}px-{short_hash(asdict(settings))}"
+    write_split(root, split, count, settings)
+    return ToyDataset(root)
+
+
+def check_test_set(name: str) -> LabelMerge | None:
+    """The toy labels' merge for a toy test set (None for a real one); an unknown name lists the valid ones."""
+    from datasets.registry import DATASETS
+
+    if name in TOY_TEST_SETS:
+        return TOY_TEST_SETS[name]
+    if name not in DATASETS:
+        raise ConfigError(f"unknown test set {name!r}; valid: {', '.join([*TOY_TEST_SETS, *DATASETS])}")
+    return None
+
+
+def real_dataset(name: str, config: dict, split: str = "test") -> PartDataset:
+    """A split of a real dataset at its configured root; a missing root or split is a clear error."""
+    from datasets.registry import load as load_dataset
+    from datasets.registry import splits
+
+    roots = config.get("roots") or {}
+    if name in roots:
+        root, where = roots[name], f"roots.{name} in the config"
+    else:
+        where = f"configs/datasets/{name}.yaml"
+        root = load(CONFIG_ROOT / "datasets" / f"{name}.yaml").get("root")
+    if not root or not Path(root).is_dir():
+        raise ConfigError(f"test set {name}: dataset root {root} ({where}) is not a folder; "
+                          f"set `roots: {{{name}: PATH}}` in a --config file")
+    if split not in splits(name):
+        raise ConfigError(f"{name} has no {split!r} split (has {', '.join(splits(name))})")
+    return load_dataset(name, Path(root), split)

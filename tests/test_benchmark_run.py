@@ -1,0 +1,184 @@
+"""`benchmark run` end to end on a reduced quick profile, and bad input stopped before any training."""
+import json
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from benchmark import configs
+from benchmark.cli import cli
+from benchmark.suites import check
+from benchmark.variants import VARIANTS
+
+REDUCED = {"toy": {"resolution": 32, "labelled": 2, "pool": 6, "test": 10},
+           "segmentation": {"backbone": "mobilenet_v3_large", "epochs": 2, "batch_size": 4, "lr": 1e-4},
+           "transfer": {"source_images": 6, "source_epochs": 1}, "semi": {"unlabelled": 4},
+           "datasetgan": {"tiny_gan": {"inversion_steps": 3, "max_epochs": 1}, "num": 8, "shard_size": 4}}
+
+
+def _run(tmp_path, overrides, *extra):
+    user = tmp_path / "user.yaml"
+    user.write_text(yaml.safe_dump(overrides))
+    return CliRunner().invoke(cli, ["run", "--suite", "parts", "--profile", "quick", "--config", str(user),
+                                    "--out", str(tmp_path / "out"), *extra])
+
+
+def test_variants_are_a_plain_dict():
+    assert list(VARIANTS) == ["transfer", "semi", "datasetgan", "supervised"]
+
+
+def test_quick_profile_passes_its_checks():
+    check(configs.resolve("parts", "quick"))
+
+
+def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_path):
+    result = _run(tmp_path, REDUCED)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    table = pd.read_csv(out / "tables" / "parts.csv")
+    assert table.variant.tolist() == ["transfer", "semi", "datasetgan", "supervised"]   # one row per variant
+    assert table["toy-car-12:miou_mean"].between(0, 100).all() and (table["toy-car-12:miou_std"] >= 0).all()
+    assert table.set_index("variant").loc["datasetgan", "toy-car-12:paper"] == 45.64
+    assert "$\\pm$" in (out / "tables" / "parts.tex").read_text()
+    records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/record.json"))]
+    assert len(records) == 4
+    r = records[0]
+    assert r["config"]["toy"] == REDUCED["toy"] and r["environment"]["packages"]["torch"]
+    assert len(r["cross_validation"]["scores"]) == 5 and r["folds"][0] == [0, 1]
+    assert len(r["confusion_per_epoch_and_fold"]) == 2 and r["seeds"]["segmentation"] == 0
+    again = _run(tmp_path, REDUCED)   # resumes from the finished checkpoints: nothing is trained again
+    assert again.exit_code == 0, again.output
+    assert len(list((out / "runs").glob("*/record.json"))) == 8
+    rerun = pd.read_csv(out / "tables" / "parts.csv")
+    assert (rerun["toy-car-12:records"] == 2).all()
+    pd.testing.assert_series_equal(rerun["toy-car-12:miou_mean"], table["toy-car-12:miou_mean"])
+    # a finished synthetic set given as such, merged onto a 5-class test set
+    synthetic = next((out / "work").rglob("synthetic-*"))
+    given = _run(tmp_path, {**REDUCED, "variants": ["datasetgan"], "test_sets": ["toy-car-5"],
+                            "datasetgan": {"synthetic": str(synthetic)}})
+    assert given.exit_code == 0, given.output
+    record = json.loads(max((out / "runs").glob("*toy-car-5-datasetgan/record.json")).read_text())
+    assert record["facts"]["synthetic_classes"] == "car-12" and len(record["classes"]) == 6
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"toy": {"test": 3}}, "3 test images cannot make 5 folds"),
+    ({"toy": {"test": 0}}, "toy.test must be in 1..250"),
+    ({"test_sets": []}, "at least one test set"),
+    ({"test_sets": ["ade-car-12"]}, "are not implemented yet for real test sets"),
+    ({"test_sets": ["nope"]}, "unknown test set 'nope'"),
+    ({"variants": ["supervised", "magic"]}, "valid: transfer, semi, datasetgan, supervised"),
+    ({"segmentation": {"epochs": 1, "bogus": 2}}, "unknown fields ['bogus']"),
+    ({"segmentation": {"pretrained": "/no/such/weights.pt"}}, "no such file /no/such/weights.pt"),
+    ({"datasetgan": {"interpreter": "/no/such/interp.yaml"}}, "no such file /no/such/interp.yaml"),
+    ({"miou": "mean"}, "miou must be one of official, mmseg"),
+])
+def test_bad_input_stops_before_training(tmp_path, overrides, message):
+    result = _run(tmp_path, overrides)
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out" / "runs").exists()
+
+
+def _interpreter_config(tmp_path, **changes):
+    (tmp_path / "g.pt").write_bytes(b"")
+    config = {"generator": {"checkpoint": str(tmp_path / "g.pt")}, "classes": "car-12",
+              "checkpoint": str(tmp_path / "interp.pt"), **changes}
+    (tmp_path / "interp.yaml").write_text(yaml.safe_dump(config))
+    return {"datasetgan": {"interpreter": str(tmp_path / "interp.yaml")}}
+
+
+def test_an_interpreter_config_naming_a_missing_checkpoint(tmp_path):
+    result = _run(tmp_path, _interpreter_config(tmp_path))
+    assert result.exit_code != 0 and f"no such file {tmp_path / 'interp.pt'}" in result.output
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_synthetic_classes_that_do_not_meet_the_test_set(tmp_path):
+    overrides = _interpreter_config(tmp_path, classes="face-34")
+    (tmp_path / "interp.pt").write_bytes(b"")
+    result = _run(tmp_path, overrides)
+    assert result.exit_code != 0 and "test set's classes (car-12, 12 classes)" in result.output
+    assert "face-34 (34 classes)" in result.output and not (tmp_path / "out" / "runs").exists()
+
+
+def test_a_merge_to_the_test_classes_is_accepted(tmp_path):
+    overrides = _interpreter_config(tmp_path, classes="car-12")
+    (tmp_path / "interp.pt").write_bytes(b"")
+    check({**configs.resolve("parts", "quick"), **overrides, "test_sets": ["toy-car-5"]})
+
+
+def test_keypoint_suite_is_refused_clearly(tmp_path):
+    result = CliRunner().invoke(cli, ["run", "--suite", "keypoints", "--profile", "quick", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "not implemented yet" in result.output
+
+
+def test_a_missing_synthetic_dataset_root(tmp_path):
+    result = _run(tmp_path, {"datasetgan": {"synthetic": str(tmp_path / "nowhere")}})
+    assert result.exit_code != 0 and f"{tmp_path / 'nowhere' / 'index.json'}: missing" in result.output
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def _cat_synthetic(folder):
+    """A finished factory output in the Cat-16 classes, from a tiny generator and a brightness labeler."""
+    import torch
+
+    from datasetgan.backbone import Backbone
+    from datasetgan.factory import FactorySettings, generate
+    from datasetgan.stylegan2 import Generator, GeneratorConfig
+    from datasets.classes import CAT_16
+
+    def labeler(sample):
+        grey = sample.image.mean(1).clamp(-1, 0.999)
+        labels = ((grey + 1) / 2 * len(CAT_16)).long()
+        return labels, grey.abs(), grey.abs().flatten(1).mean(1)
+
+    torch.manual_seed(0)
+    backbone = Backbone(Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=8, channel_base=32, channel_max=8,
+                                                  mapping_layers=1)))
+    generate(backbone, labeler, CAT_16, folder, FactorySettings(num=6, shard_size=3), label_size=(8, 8))
+
+
+def test_a_real_test_set_runs_the_datasetgan_variant(tmp_path):
+    from tests.fixtures.datasetgan import build
+
+    build(tmp_path / "release", "cat-16")   # 3 test images of 6 x 8 pixels, 16 classes
+    _cat_synthetic(tmp_path / "synthetic")
+    overrides = {**REDUCED, "test_sets": ["cat-16"], "variants": ["datasetgan"], "folds": 3,
+                 "roots": {"cat-16": str(tmp_path / "release")}, "datasetgan": {"synthetic": str(tmp_path / "synthetic")},
+                 "segmentation": {**REDUCED["segmentation"], "resolution": 16}}
+    result = _run(tmp_path, overrides)
+    assert result.exit_code == 0, result.output
+    record = json.loads(next((tmp_path / "out" / "runs").glob("*/record.json")).read_text())
+    assert record["test_set"] == "cat-16" and len(record["classes"]) == 16 and record["folds"] == [[0, 0], [1, 1], [2, 2]]
+    assert record["facts"]["synthetic_kept"] == 5 and record["facts"]["synthetic_classes"] == "cat-16"
+
+
+def test_a_real_test_set_with_no_images(tmp_path):
+    from tests.fixtures.ade20k import build_2021
+
+    build_2021(tmp_path / "ade")   # three validation images: all taken by the first-50 validation split
+    result = _run(tmp_path, {"test_sets": ["ade-car-12"], "variants": ["supervised"],
+                             "roots": {"ade-car-12": str(tmp_path / "ade")}})
+    assert result.exit_code != 0 and "0 test images cannot make 5 folds" in result.output, result.output
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"test_sets": ["cat-16"], "variants": ["semi"]}, "variants ['semi'] are not implemented yet for real test sets"),
+    ({"test_sets": ["cat-16"], "variants": ["datasetgan"], "roots": {"cat-16": "/no/such/root"}},
+     "dataset root /no/such/root (roots.cat-16 in the config) is not a folder"),
+    ({"test_sets": ["cat-16"], "variants": ["datasetgan"], "segmentation": {"epochs": 1}}, "set segmentation.resolution"),
+    ({"test_sets": ["cat-16"], "variants": ["supervised"], "roots": {"cat-16": "/"}}, "no fully supervised baseline"),
+])
+def test_real_test_set_problems_stop_before_training(tmp_path, overrides, message):
+    result = _run(tmp_path, overrides)
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_an_unknown_class_set_in_the_interpreter_config(tmp_path):
+    overrides = _interpreter_config(tmp_path, classes="car-99")
+    (tmp_path / "interp.pt").write_bytes(b"")
+    result = _run(tmp_path, overrides)
+    assert result.exit_code != 0 and "unknown class set 'car-99'" in result.output and "Traceback" not in result.output

@@ -1,0 +1,118 @@
+"""The shared DeepLabV3 trainer: per-epoch evaluation, resume, frozen layers, local pretrained weights."""
+import numpy as np
+import pytest
+import torch
+
+from benchmark.configs import ConfigError
+from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, evaluate, fit, last_layer,
+                                    load_images, replace_last_layer)
+from datasets.base import IGNORE, DatasetFormatError, PartDataset, Sample
+from datasets.classes import CAR_5, CAR_12, CAR_12_TO_5
+
+LIGHT = SegmentationSettings(backbone="mobilenet_v3_large", epochs=2, batch_size=2)
+
+
+def _images(n, classes=CAR_5, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = torch.from_numpy(rng.integers(0, len(classes), (n, size, size)))
+    labels[:, 0, 0] = IGNORE
+    return LabelledImages(torch.from_numpy(rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)), labels, classes)
+
+
+def test_fit_evaluates_every_epoch_and_resumes_to_the_same_result(tmp_path):
+    train, test = _images(4), _images(3, seed=1)
+    full = fit(build_network(LIGHT, 6), train, test, LIGHT, tmp_path / "full")
+    assert full.shape == (2, 3, 6, 6) and full.dtype == np.int64
+    assert (full.sum((2, 3)) == 16 * 16 - 1).all()  # every pixel but the ignored one, per image
+    assert sorted(p.name for p in (tmp_path / "full").glob("checkpoint_*.pt")) == ["checkpoint_001.pt"]
+    one = SegmentationSettings(**{**LIGHT.__dict__, "epochs": 1})
+    fit(build_network(LIGHT, 6), train, test, one, tmp_path / "split")
+    resumed = fit(build_network(LIGHT, 6), train, test, LIGHT, tmp_path / "split")
+    np.testing.assert_array_equal(resumed, full)
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path):
+    train, test = _images(4), _images(3, seed=1)
+    first = fit(build_network(LIGHT, 6), train, test, LIGHT, tmp_path)
+    stamp = (tmp_path / "checkpoint_001.pt").stat().st_mtime_ns
+    again = fit(build_network(LIGHT, 6), train, test, LIGHT, tmp_path)
+    np.testing.assert_array_equal(first, again)
+    assert (tmp_path / "checkpoint_001.pt").stat().st_mtime_ns == stamp
+
+
+def test_a_single_labelled_image_trains(tmp_path):
+    out = fit(build_network(LIGHT, 6), _images(1), _images(2, seed=1), LIGHT, tmp_path)
+    assert out.shape == (2, 2, 6, 6)
+
+
+def test_only_the_last_layer_trains_when_the_rest_is_frozen(tmp_path):
+    net = build_network(LIGHT, 6)
+    replace_last_layer(net, 12, seed=0)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net.requires_grad_(False)
+    last_layer(net).requires_grad_(True)
+    fit(net, _images(4, CAR_12), _images(2, CAR_12, seed=1), LIGHT, tmp_path)
+    after = net.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed == {"classifier.4.weight", "classifier.4.bias"}  # batch-norm statistics untouched too
+
+
+def test_class_count_mismatch_stops_before_training(tmp_path):
+    with pytest.raises(DatasetFormatError, match="training labels have 6 classes"):
+        fit(build_network(LIGHT, 6), _images(2), _images(2, CAR_12), LIGHT, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_pretrained_backbone_only_from_a_local_file(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        build_network(SegmentationSettings(backbone="mobilenet_v3_large", pretrained=str(tmp_path / "no.pt")), 6)
+    source = build_network(SegmentationSettings(backbone="mobilenet_v3_large", seed=5), 6)
+    torch.save(source.state_dict(), tmp_path / "w.pt")
+    net = build_network(SegmentationSettings(backbone="mobilenet_v3_large", pretrained=str(tmp_path / "w.pt")), 12)
+    for k, v in net.backbone.state_dict().items():
+        assert torch.equal(v, source.backbone.state_dict()[k])
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "bad.pt")
+    with pytest.raises(ConfigError, match="not a backbone of this network"):
+        build_network(SegmentationSettings(backbone="mobilenet_v3_large", pretrained=str(tmp_path / "bad.pt")), 6)
+
+
+def test_unknown_backbone_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="resnet101, resnet50, mobilenet_v3_large"):
+        SegmentationSettings(backbone="vgg")
+
+
+class _Tiny(PartDataset):
+    classes = CAR_12
+
+    def __init__(self, n, size=8):
+        self.n, self.size = n, size
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        labels = np.full((self.size, self.size), 6, np.int64)
+        return Sample(np.full((self.size, self.size, 3), i, np.uint8), labels)
+
+
+def test_load_images_merges_resizes_and_refuses_an_empty_set():
+    data = load_images(_Tiny(3), 2, CAR_12_TO_5, resolution=4)
+    assert data.images.shape == (2, 4, 4, 3) and data.labels.shape == (2, 4, 4) and data.classes is CAR_5
+    assert (data.labels == CAR_5.index("wheel")).all()
+    with pytest.raises(DatasetFormatError, match="at least one image"):
+        load_images(_Tiny(0), name="test set empty")
+
+
+def test_evaluate_counts_every_labelled_pixel():
+    net = build_network(LIGHT, 6)
+    test = _images(3)
+    out = evaluate(net, test, torch.device("cpu"), batch=2)
+    assert out.shape == (3, 6, 6)
+    np.testing.assert_array_equal(out.sum(2), [np.bincount(t[t != IGNORE], minlength=6) for t in test.labels.numpy()])
+
+
+def test_batch_norm_momentum_is_one_setting():
+    momenta = {m.momentum for m in build_network(LIGHT, 6).modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert momenta == {0.1}
+    kept = SegmentationSettings(backbone="mobilenet_v3_large", bn_momentum=None)
+    assert 0.01 in {m.momentum for m in build_network(kept, 6).modules() if isinstance(m, torch.nn.BatchNorm2d)}
