@@ -22,6 +22,7 @@ import torch
 from datasetgan.backbone import Backbone, Truncation
 from datasetgan.interpreter import InterpreterConfig, PixelEnsemble, predict, predict_naive
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS, StyleGAN1Generator
+from procstatus import memory_mb
 
 CLASSES = {"cat": 16, "car": 20}  # Cat-16 and Car-20
 PATHS = {"linear-first": predict, "naive": predict_naive}
@@ -42,14 +43,6 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.settings, args.stages = ["cat"], ["interpreter"]
     return args
-
-
-def _memory_mb(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def measure(setting: str, path: str, stage: str, args: argparse.Namespace) -> tuple[float, float]:
@@ -74,13 +67,13 @@ def measure(setting: str, path: str, stage: str, args: argparse.Namespace) -> tu
         labeler = lambda: PATHS[path](ensemble, backbone.sample([0]).features, config)
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")  # reset the peak resident size
-    before = _memory_mb("VmRSS")
+    before = memory_mb("VmRSS")
     times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
         labeler()
         times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2], _memory_mb("VmHWM") - before
+    return sorted(times)[len(times) // 2], memory_mb("VmHWM") - before
 
 
 def main() -> None:

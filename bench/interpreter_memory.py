@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from datasetgan.interpreter import InterpreterConfig, train_ensemble
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS
+from procstatus import memory_mb
 
 SETTING, CLASSES = "face", 34
 
@@ -35,14 +36,6 @@ def parse_args() -> argparse.Namespace:
     if args.quick:
         args.members, args.max_epochs = 1, 1
     return args
-
-
-def _memory_mb(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 def features(count: int) -> Iterator[list[torch.Tensor]]:
@@ -69,11 +62,11 @@ def main() -> None:
     if args.max_epochs:
         config = replace(config, max_epochs=args.max_epochs)
     targets = labels(args.images, config.resolution)
-    before = _memory_mb("VmRSS")
+    before = memory_mb("VmRSS")
     start = time.perf_counter()
     train_ensemble(features(args.images), targets, config)
     seconds = time.perf_counter() - start
-    peak = _memory_mb("VmHWM")
+    peak = memory_mb("VmHWM")
     print(f"{args.images} images, {sum(config.feature_channels)} channels, {config.grid.shape} labels, "
           f"{config.pixels_per_image} training pixels per image (+ class floors), {args.members} members, "
           f"max_epochs={config.max_epochs}, threads={args.threads}, load average {os.getloadavg()[0]:.2f}")
