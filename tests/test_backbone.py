@@ -14,6 +14,7 @@ TINY1 = StyleGAN1Config(resolution=16, z_dim=16, w_dim=16, fmap_base=64, fmap_ma
 
 SCRIPT = """
 import sys, numpy as np, torch
+torch.set_num_threads(int(sys.argv[2]))  # same thread count as the test: float sums depend on it
 from datasetgan.backbone import Backbone
 from datasetgan.stylegan2 import Generator, GeneratorConfig
 torch.manual_seed(0)
@@ -32,7 +33,7 @@ def _stylegan2():
 
 def test_same_seed_same_sample_in_another_process(tmp_path):
     here = Backbone(_stylegan2()).sample([7, 8]).image.numpy()
-    subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "x.npy")], check=True)
+    subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "x.npy"), str(torch.get_num_threads())], check=True)
     np.testing.assert_array_equal(here, np.load(tmp_path / "x.npy"))
 
 
