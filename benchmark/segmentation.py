@@ -7,7 +7,6 @@ pretrained backbone only from the local file `SegmentationSettings.pretrained` n
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from tqdm import tqdm
 from benchmark.configs import ConfigError
 from benchmark.metrics import confusion
 from datasets.base import IGNORE, ClassSet, DatasetFormatError, LabelMerge, PartDataset
+from datasets.files import atomic_write
 
 BACKBONES = {
     "resnet101": tvseg.deeplabv3_resnet101,   # the released code's choice
@@ -186,9 +186,7 @@ def evaluate(net: nn.Module, test: LabelledImages, device: torch.device, batch: 
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def fit(net: nn.Module, train: LabelledImages, test: LabelledImages | None, settings: SegmentationSettings,
@@ -227,8 +225,8 @@ def fit(net: nn.Module, train: LabelledImages, test: LabelledImages | None, sett
             objective.after_step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if test is not None:
-            np.save(run_dir / f".tmp-confusion_{epoch:03d}.npy", evaluate(net, test, device))
-            os.replace(run_dir / f".tmp-confusion_{epoch:03d}.npy", run_dir / f"confusion_{epoch:03d}.npy")
+            matrix = evaluate(net, test, device)
+            atomic_write(run_dir / f"confusion_{epoch:03d}.npy", lambda tmp: np.save(tmp, matrix))
         _atomic_save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
                       "objective": objective.state_dict(), "epoch": epoch, "settings": asdict(settings)},
                      run_dir / f"checkpoint_{epoch:03d}.pt")

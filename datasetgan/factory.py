@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from datasetgan.backbone import Backbone, Synthesized
 from datasets.base import ClassSet
+from datasets.files import atomic_write
 
 # A labeler maps generated samples to (labels int64 (B, H, W), js float (B, H, W), score float (B,)).
 Labeler = Callable[[Synthesized], tuple[Tensor, Tensor, Tensor]]
@@ -116,9 +117,7 @@ def _write_index(out: Path, shards: list[list[int]], classes: ClassSet, settings
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def to_coco(out: Path, index: dict, classes: ClassSet) -> dict:

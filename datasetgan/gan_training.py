@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from tqdm import tqdm
 from datasetgan.backbone import Backbone, Truncation
 from datasetgan.stylegan2 import LRELU_GAIN, FullyConnected, Generator, GeneratorConfig
 from datasets.base import DatasetFormatError
-from datasets.files import list_files, read_rgb
+from datasets.files import atomic_write, list_files, read_rgb
 
 
 TOY_GAN = Path(__file__).resolve().parents[1] / "checkpoints" / "toy-car-gan.pt"  # shipped with the code
@@ -147,9 +146,7 @@ def save_grid(images: Tensor, path: Path, columns: int = 8) -> None:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 class GANTrainer:
@@ -291,9 +288,7 @@ def save_images(G: Generator, seeds: list[int], psi: float, folder: Path, batch:
         chunk = todo[i:i + batch]
         images = ((sample_images(G, chunk, psi).clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
         for seed, image in zip(chunk, images):
-            path = folder / f"seed{seed:06d}.png"
-            Image.fromarray(image).save(path.with_name(f".tmp-{path.name}"), format="PNG")
-            os.replace(path.with_name(f".tmp-{path.name}"), path)
+            atomic_write(folder / f"seed{seed:06d}.png", lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
     return len(todo)
 
 

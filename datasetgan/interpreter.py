@@ -23,7 +23,6 @@ computation, kept only as the reference for tests and benchmarks.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -37,6 +36,7 @@ from tqdm import tqdm
 from datasetgan.linear_first import FoldedEnsemble, LabelGrid, gather_features, member_outputs_in_strips
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS
 from datasets.base import IGNORE
+from datasets.files import atomic_write
 from inverse_graphics.camera import assert_shape
 
 MODES = ("segmentation", "keypoints")
@@ -437,10 +437,7 @@ def _train_member(member: PixelClassifier, x: Tensor, y: Tensor, config: Interpr
 
 def save_ensemble(path: str | Path, ensemble: PixelEnsemble, config: InterpreterConfig) -> None:
     """Write the ensemble's state dict and its config (atomically: a temporary name, then a rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    torch.save({"config": asdict(config), "state_dict": ensemble.state_dict()}, tmp)
-    os.replace(tmp, path)
+    atomic_write(Path(path), lambda tmp: torch.save({"config": asdict(config), "state_dict": ensemble.state_dict()}, tmp))
 
 
 def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> tuple[PixelEnsemble, InterpreterConfig]:

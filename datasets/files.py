@@ -8,6 +8,7 @@ signature and never call it. Arrays returned here are writable copies.
 """
 from __future__ import annotations
 
+import os
 import pickle
 import re
 from collections.abc import Callable, Sequence
@@ -37,6 +38,14 @@ def take_split(items: list, split: str, n_val: int) -> list:
     """The paper's protocol on a sorted list: the first `n_val` items are 'val', the rest 'test'."""
     check_split(split, ("val", "test"))
     return items[:n_val] if split == "val" else items[n_val:]
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """Call write(temporary path) beside `path`, then rename it onto `path`: readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def require_file(path: Path, what: str) -> Path:

@@ -13,7 +13,6 @@ samples; rerunning the same command renders only the samples that are missing.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from tqdm import tqdm
 
 from datasets.base import DatasetFormatError, PartDataset, Sample
 from datasets.classes import CAR_12
-from datasets.files import check_size, read_gray, read_rgb
+from datasets.files import atomic_write, check_size, read_gray, read_rgb
 from datasets.toy.car import KEYPOINT_NAMES
 from datasets.toy.world import ToySettings, render_sample
 
@@ -46,19 +45,12 @@ def split_seeds(split: str, count: int | None = None) -> list[int]:
     return list(range(first, first + count))
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call write(tmp_path), then rename onto `path`."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _save_png(path: Path, array: np.ndarray) -> None:
-    _atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
+    atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"))
 
 
 def _save_json(path: Path, data: dict) -> None:
-    _atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
 
 
 def write_split(root: str | Path, split: str, count: int | None = None,
