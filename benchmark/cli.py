@@ -156,7 +156,9 @@ def gan():
 @click.option("--run", "run_dir", required=True, help="Run folder: checkpoints and sample grids; rerun to resume.")
 @click.option("--iterations", type=click.IntRange(min=1), default=5000, help="Total iterations (batch 16).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
-def gan_train(data, run_dir, iterations, threads):
+@click.option("--r1-gamma", type=click.FloatRange(min=0), default=None,
+              help="R1 weight (default: TrainOptions', 1.0); part of the run's options, so a resume must repeat it.")
+def gan_train(data, run_dir, iterations, threads, r1_gamma):
     """Train the toy StyleGAN2 (64x64, about 0.8 M parameters); resumes from RUN/training.pt.
 
     \b
@@ -168,7 +170,7 @@ def gan_train(data, run_dir, iterations, threads):
 
     if threads:
         torch.set_num_threads(threads)
-    options = TrainOptions()
+    options = TrainOptions() if r1_gamma is None else TrainOptions(r1_gamma=r1_gamma)
     images = load_images(image_files(Path(data)), options.generator.resolution)
     trainer = GANTrainer(_writable_dir(run_dir), images, options)
     trainer.train(iterations)

@@ -61,3 +61,17 @@ def test_toy_command_writes_samples_and_grid(tmp_path):
 def test_python_m_benchmark_is_the_same_command():
     out = subprocess.run([sys.executable, "-m", "benchmark", "--help"], capture_output=True, text=True, check=True)
     assert "toy" in out.stdout
+
+
+def test_gan_train_one_iteration_records_its_options(tmp_path):
+    import torch
+
+    from datasets.toy import ToySettings, write_split
+
+    write_split(tmp_path / "pool", "unlabelled", 4, ToySettings(resolution=64))
+    result = CliRunner().invoke(cli, ["gan", "train", "--data", str(tmp_path / "pool"), "--run", str(tmp_path / "run"),
+                                      "--iterations", "1", "--r1-gamma", "0.3"])
+    assert result.exit_code == 0, result.output
+    state = torch.load(tmp_path / "run" / "training.pt", weights_only=True)
+    assert state["iteration"] == 1 and state["options"]["r1_gamma"] == 0.3
+    assert (tmp_path / "run" / "generator.pt").exists() and (tmp_path / "run" / "samples-000001.png").exists()
