@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.ade20k_parts import CAR_NAME, CarAnnotation, CarRef, release_folder
+from datasets.ade20k_parts import CAR_NAME, CarAnnotation, CarRef, car_refs, release_folder
 from datasets.base import DatasetFormatError
 from datasets.files import OnError, check_size, mat_field, mat_strings, read_mat, read_rgb, read_text
 
@@ -68,17 +68,8 @@ class ADE2016:
 
     def cars(self, subset: str, on_error: OnError) -> list[CarRef]:
         """Car instances of the images under images/<subset>/ ('training' or 'validation')."""
-        refs = []
-        for image in self.images:
-            if subset not in image.parts:
-                continue
-            try:
-                rows = read_atr(_sibling(image, "_atr.txt"))
-            except DatasetFormatError as e:
-                on_error(e)
-                continue
-            refs += [CarRef(image, k) for k, level, name in rows if level == 0 and name == CAR_NAME]
-        return refs
+        return car_refs(self.images, subset, lambda image: [
+            k for k, level, name in read_atr(_sibling(image, "_atr.txt")) if level == 0 and name == CAR_NAME], on_error)
 
     def _decode(self, path: Path, hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Read and decode one class/instance PNG of the image's size."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.ade20k_parts import CAR_NAME, CarAnnotation, CarRef, release_folder
+from datasets.ade20k_parts import CAR_NAME, CarAnnotation, CarRef, car_refs, release_folder
 from datasets.base import DatasetFormatError
 from datasets.files import OnError, check_size, read_gray, read_pickle, read_text
 
@@ -63,18 +63,9 @@ class ADE2021:
 
     def cars(self, subset: str, on_error: OnError) -> list[CarRef]:
         """Car instances of the images under images/ADE/<subset>/ ('training' or 'validation')."""
-        refs = []
-        for image in self.images:
-            if subset not in image.parts:
-                continue
-            try:
-                objects = read_objects(image.with_suffix(".json"))
-            except DatasetFormatError as e:
-                on_error(e)
-                continue
-            refs += [CarRef(image, int(o["id"])) for o in objects
-                     if o["name"] == CAR_NAME and _parent(o["parts"]["ispartof"]) is None]
-        return refs
+        return car_refs(self.images, subset, lambda image: [
+            int(o["id"]) for o in read_objects(image.with_suffix(".json"))
+            if o["name"] == CAR_NAME and _parent(o["parts"]["ispartof"]) is None], on_error)
 
     def load(self, ref: CarRef, hw: tuple[int, int]) -> CarAnnotation:
         """The car's visible mask and its parts down to depth 2, each mask (H, W) = `hw`."""

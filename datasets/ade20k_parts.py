@@ -8,11 +8,13 @@ level-2 parts (deeper wins); parts are painted only inside the car's visible pix
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from datasets.base import DatasetFormatError
 from datasets.classes import CAR_12
 
 CAR_NAME = "car, auto, automobile, machine, motorcar"
@@ -35,6 +37,20 @@ class CarRef:
     def name(self) -> str:
         """The crop's name, which orders the split: '<image stem>_<instance, 3 digits>'."""
         return f"{self.image.stem}_{self.instance:03d}"
+
+
+def car_refs(images: list[Path], subset: str, instances: Callable[[Path], list[int]], on_error) -> list[CarRef]:
+    """Car instances of the images under a <subset>/ folder ('training' or 'validation'); `instances`
+    reads one image's car instance numbers (release-specific), and a file it cannot read goes to on_error."""
+    refs = []
+    for image in images:
+        if subset not in image.parts:
+            continue
+        try:
+            refs += [CarRef(image, k) for k in instances(image)]
+        except DatasetFormatError as e:
+            on_error(e)
+    return refs
 
 
 @dataclass

@@ -76,6 +76,14 @@ def read_gray(path: Path, what: str) -> np.ndarray:
     return np.array(_open_image(path, what).convert("L"))
 
 
+def read_image_and_labels(image_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB image and its one-channel label PNG -> (uint8 (H, W, 3), int64 (H, W)), sizes checked."""
+    image = read_rgb(image_path)
+    labels = read_gray(label_path, "label map").astype(np.int64)
+    check_size(label_path, labels.shape, image.shape[:2], "label map")
+    return image, labels
+
+
 def read_binary(path: Path, what: str) -> np.ndarray:
     """path -> bool (H, W): pixels of at least half intensity (>= 128), for binary and soft masks."""
     return read_gray(path, what) >= 128

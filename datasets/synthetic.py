@@ -9,7 +9,7 @@ import numpy as np
 
 from datasets.base import DatasetFormatError, PartDataset, Sample
 from datasets.classes import CLASS_SETS
-from datasets.files import check_size, read_gray, read_npy, read_rgb
+from datasets.files import read_image_and_labels, read_npy
 
 
 class SyntheticDataset(PartDataset):
@@ -35,9 +35,7 @@ class SyntheticDataset(PartDataset):
     def __getitem__(self, i: int) -> Sample:
         seed = self.seeds[i]
         stem = self.root / self.files[str(seed)]
-        image = read_rgb(Path(f"{stem}.png"))
-        labels = read_gray(Path(f"{stem}_label.png"), "label map").astype(np.int64)
-        check_size(Path(f"{stem}_label.png"), labels.shape, image.shape[:2], "label map")
+        image, labels = read_image_and_labels(Path(f"{stem}.png"), Path(f"{stem}_label.png"))
         return Sample(image, labels, meta={"seed": seed, "js": str(stem) + "_js.npy"})
 
     def js(self, i: int) -> np.ndarray:

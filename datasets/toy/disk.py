@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from datasets.base import DatasetFormatError, PartDataset, Sample
 from datasets.classes import CAR_12
-from datasets.files import atomic_write, check_size, read_gray, read_rgb
+from datasets.files import atomic_write, read_image_and_labels
 from datasets.toy.car import KEYPOINT_NAMES
 from datasets.toy.world import ToySettings, render_sample
 
@@ -111,9 +111,8 @@ class ToyDataset(PartDataset):
 
     def __getitem__(self, index: int) -> Sample:
         name = self.ids[index]
-        image = read_rgb(self.root / "images" / f"{name}.png")
-        labels = read_gray(self.root / "labels" / f"{name}.png", "label map").astype(np.int64)
-        check_size(self.root / "labels" / f"{name}.png", labels.shape, image.shape[:2], "label map")
+        image, labels = read_image_and_labels(self.root / "images" / f"{name}.png",
+                                              self.root / "labels" / f"{name}.png")
         if labels.max() >= len(CAR_12):
             raise DatasetFormatError(self.root / "labels" / f"{name}.png", f"class indices must be < {len(CAR_12)}")
         ann_path = self.root / "annotations" / f"{name}.json"
