@@ -316,7 +316,7 @@ def render_on(device: str, screen_verts: torch.Tensor) -> list[torch.Tensor]:
     screen_verts float (3, V, 3) of the sphere, computed on device and returned on the CPU."""
     settings = RasterSettings(image_size=64)
     faces = sphere_on(device)[0]
-    screen_verts = screen_verts.to(device).requires_grad_()  # the same input on every device
+    screen_verts = screen_verts.detach().to(device).requires_grad_()  # the same leaf input on every device
     fragments = rasterize(screen_verts, faces, settings)
     soft = soft_silhouette(screen_verts, faces, fragments, settings)
     image = interpolate(fragments, faces, screen_verts)
