@@ -1,5 +1,8 @@
 """Layered YAML configs: configs/suites/<suite>.yaml, then configs/profiles/<profile>.yaml, then a
-user file, merged shallowly (a later layer replaces whole top-level keys)."""
+user file, merged shallowly (a later layer replaces whole top-level keys). A profile's `per_suite:
+{suite: {...}}` entry is the one exception, spelled out: the entry of the suite being resolved is
+merged (shallowly) right after the profile's own keys, so a profile can give each suite its test
+sets and sizes."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -37,7 +40,12 @@ def resolve(suite: str, profile: str, extra: str | Path | None = None) -> dict:
         layers.append(Path(extra))
     config = {"suite": suite, "profile": profile}
     for layer in layers:
-        config.update(load(layer))
+        data = load(layer)
+        per_suite = data.pop("per_suite", None) or {}
+        if not isinstance(per_suite, dict) or not isinstance(per_suite.get(suite, {}), dict):
+            raise ConfigError(f"{layer}: per_suite must map suite names to mappings")
+        config.update(data)
+        config.update(per_suite.get(suite, {}))
     config["layers"] = [_display(p) for p in layers]
     return config
 

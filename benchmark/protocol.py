@@ -6,16 +6,19 @@ fold: it picks the epoch (checkpoint) with the best mIoU on itself, and the othe
 pooled, are scored at that epoch. The result is the mean and the standard deviation (population,
 ddof 0, as numpy's default in the official script) of the k scores.
 
-Everything works on confusion matrices summed per fold, so a run stores (E, k, K, K) counts and
-any convention or fold choice can be recomputed from its record.
+Everything works on additive per-image figures summed per fold (confusion matrices for parts,
+keypoint counts for keypoints), so a run stores (E, k, ...) sums and any convention or fold choice
+can be recomputed from its record. Keypoint runs pick each fold's epoch by the lowest L2 heatmap
+loss (the training objective; ours, the paper does not say) and report every keypoint metric there.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark.metrics import mean_iou
+from benchmark.metrics import mean_iou, pck, pck_counts
 
 
 def folds(num_images: int, k: int = 5) -> list[np.ndarray]:
@@ -27,10 +30,30 @@ def folds(num_images: int, k: int = 5) -> list[np.ndarray]:
     return [np.asarray(f, np.int64) for f in np.array_split(np.arange(num_images), k)]
 
 
-def fold_confusions(per_image: np.ndarray, fold_indices: list[np.ndarray]) -> np.ndarray:
-    """per_image: int64 (E, N, K, K) confusion of every test image at every epoch
-    -> int64 (E, F, K, K) summed over each fold's images."""
+def fold_sums(per_image: np.ndarray, fold_indices: list[np.ndarray]) -> np.ndarray:
+    """per_image: (E, N, ...) additive figures of every test image at every epoch (e.g. int64 (E, N, K, K)
+    confusions) -> (E, F, ...) summed over each fold's images."""
     return np.stack([per_image[:, f].sum(1) for f in fold_indices], axis=1)
+
+
+def keypoint_counts(per_image: np.ndarray, truth: np.ndarray, scale: np.ndarray,
+                    thresholds: tuple[float, ...]) -> np.ndarray:
+    """per_image: float (E, N, K, 3) benchmark.segmentation.evaluate's keypoint figures (x, y, heatmap MSE) at
+    every epoch; truth: float (N, K, 3); scale: float (N,) -> float (E, N, 3 + T) additive figures: visible
+    keypoints, correct ones at each threshold (metrics.pck_counts), summed heatmap MSE, number of heatmaps."""
+    epochs, n, k, _ = per_image.shape
+    counts = np.stack([pck_counts(e[..., :2], truth, scale, thresholds) for e in per_image])
+    l2 = np.stack([per_image[..., 2].sum(-1), np.full((epochs, n), k, np.float64)], -1)
+    return np.concatenate([counts, l2], -1)
+
+
+def keypoint_metrics(thresholds: tuple[float, ...]) -> dict[str, Callable[[np.ndarray], float]]:
+    """Name -> metric of summed keypoint_counts: "l2" (mean squared heatmap error) and "pck@t" per threshold
+    (fraction of visible keypoints within t percent of the object's box)."""
+    metrics = {"l2": lambda c: float(c[-2] / c[-1])}
+    for i, t in enumerate(thresholds):
+        metrics[f"pck@{t:g}"] = lambda c, i=i: float(pck(c[:-2])[i])
+    return metrics
 
 
 @dataclass(frozen=True)
@@ -45,17 +68,34 @@ class CrossValidation:
     convention: str
 
 
+def select_epochs(per_fold: np.ndarray, criterion: Callable[[np.ndarray], float]) -> tuple[int, ...]:
+    """per_fold: (E, F, ...) figures summed per fold -> each fold's epoch with the highest criterion on
+    itself; ties go to the earliest."""
+    epochs, num_folds = per_fold.shape[:2]
+    return tuple(int(np.argmax([criterion(per_fold[e, f]) for e in range(epochs)])) for f in range(num_folds))
+
+
+def held_out(per_fold: np.ndarray, selected: tuple[int, ...], metric: Callable[[np.ndarray], float],
+             convention: str) -> CrossValidation:
+    """Each fold's selected epoch scored on the other folds pooled, with `metric` of summed figures."""
+    total = per_fold.sum(1)
+    scores = [metric(total[e] - per_fold[e, f]) for f, e in enumerate(selected)]
+    return CrossValidation(tuple(selected), tuple(scores), float(np.mean(scores)), float(np.std(scores)), convention)
+
+
 def cross_validate(per_fold: np.ndarray, convention: str = "official") -> CrossValidation:
-    """per_fold: int64 (E, F, K, K) confusion summed per fold at every epoch -> the k-fold result.
-    Ties between epochs go to the earliest."""
+    """per_fold: int64 (E, F, K, K) confusion summed per fold at every epoch -> the k-fold mIoU result (each
+    fold selects by mIoU in the same convention)."""
     if per_fold.ndim != 4 or per_fold.shape[2] != per_fold.shape[3]:
         raise ValueError(f"per_fold must be (E, F, K, K), got {per_fold.shape}")
-    epochs, num_folds = per_fold.shape[:2]
-    total = per_fold.sum(1)  # (E, K, K)
-    selected, scores = [], []
-    for f in range(num_folds):
-        validation = [mean_iou(per_fold[e, f], convention) for e in range(epochs)]
-        best = int(np.argmax(validation))
-        selected.append(best)
-        scores.append(mean_iou(total[best] - per_fold[best, f], convention))
-    return CrossValidation(tuple(selected), tuple(scores), float(np.mean(scores)), float(np.std(scores)), convention)
+    metric = lambda m: mean_iou(m, convention)  # noqa: E731
+    return held_out(per_fold, select_epochs(per_fold, metric), metric, convention)
+
+
+def cross_validate_keypoints(per_fold: np.ndarray, thresholds: tuple[float, ...]) -> dict[str, CrossValidation]:
+    """per_fold: float (E, F, 3 + T) keypoint_counts summed per fold -> every keypoint metric's k-fold result,
+    all at the epochs each fold selects by its lowest L2 heatmap loss."""
+    metrics = keypoint_metrics(thresholds)
+    selected = select_epochs(per_fold, lambda c: -metrics["l2"](c))
+    return {name: held_out(per_fold, selected, metric, "l2" if name == "l2" else "pck-box")
+            for name, metric in metrics.items()}

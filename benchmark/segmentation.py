@@ -2,6 +2,10 @@
 a checkpoint per epoch (resumable), and an evaluation of the test set after every epoch so that
 k-fold selection can pick any epoch without running the network again.
 
+Two tasks share it, told apart by the data, which brings its objective and its per-image figures:
+part segmentation (LabelledImages here: one logit per class, cross-entropy, confusion matrices) and
+keypoints (benchmark.keypoints.KeypointImages: one heatmap per keypoint, L2 loss).
+
 Network weights never come from the internet: `weights=None, weights_backbone=None` always, and a
 pretrained backbone only from the local file `SegmentationSettings.pretrained` names.
 """
@@ -62,11 +66,36 @@ class LabelledImages:
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def num_outputs(self) -> int:
+        return len(self.classes)
 
-def load_images(dataset: PartDataset, count: int | None = None, merge: LabelMerge | None = None,
-                resolution: int | None = None, name: str = "dataset") -> LabelledImages:
-    """The first `count` samples of a dataset in memory, labels mapped through `merge` when given and
-    everything resized to `resolution` (bilinear images, nearest labels) when given."""
+    @property
+    def describe(self) -> str:
+        return f"{len(self.classes)} classes ({self.classes.name})"
+
+    def objective(self) -> CrossEntropy:
+        """The default training objective for these labels."""
+        return CrossEntropy()
+
+    def figures(self, outputs: Tensor, start: int) -> np.ndarray:
+        """outputs: float (B, K, H, W) logits of images start..start+B -> int64 (B, K, K) their confusions
+        (rows truth, columns prediction)."""
+        pred = outputs.argmax(1).cpu().numpy()
+        truth = self.labels[start:start + len(outputs)].numpy()
+        return np.stack([confusion(p, t, self.num_outputs) for p, t in zip(pred, truth)])
+
+
+def resize_image(image: np.ndarray, resolution: int | None) -> Tensor:
+    """uint8 (H, W, 3) -> uint8 (R, R, 3), bilinear (unchanged when resolution is None)."""
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    if resolution is not None:
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False)
+    return x[0].round().clamp(0, 255).byte().permute(1, 2, 0)
+
+
+def first_samples(dataset: PartDataset, count: int | None, resolution: int | None, name: str) -> list:
+    """The first `count` samples, checked to be of one size unless they are resized."""
     n = len(dataset) if count is None else min(count, len(dataset))
     if n == 0:
         raise DatasetFormatError(name, "at least one image; found none")
@@ -74,18 +103,24 @@ def load_images(dataset: PartDataset, count: int | None = None, merge: LabelMerg
     shapes = {s.image.shape for s in samples}
     if len(shapes) > 1 and resolution is None:
         raise DatasetFormatError(name, f"images of one size (or set segmentation.resolution); found {sorted(shapes)}")
+    return samples
+
+
+def load_images(dataset: PartDataset, count: int | None = None, merge: LabelMerge | None = None,
+                resolution: int | None = None, name: str = "dataset") -> LabelledImages:
+    """The first `count` samples of a dataset in memory, labels mapped through `merge` when given and
+    everything resized to `resolution` (bilinear images, nearest labels) when given."""
+    samples = first_samples(dataset, count, resolution, name)
     if any(s.labels is None for s in samples):
         raise DatasetFormatError(name, "label maps for every image")
-    images, labels = [], []
+    labels = []
     for s in samples:
-        image = torch.from_numpy(s.image).permute(2, 0, 1)[None].float()
         label = torch.from_numpy(merge(s.labels) if merge else s.labels)[None, None].float()
         if resolution is not None:
-            image = F.interpolate(image, size=(resolution, resolution), mode="bilinear", align_corners=False)
             label = F.interpolate(label, size=(resolution, resolution), mode="nearest")
-        images.append(image[0].round().clamp(0, 255).byte().permute(1, 2, 0))
         labels.append(label[0, 0].long())
-    return LabelledImages(torch.stack(images), torch.stack(labels), merge.target if merge else dataset.classes)
+    return LabelledImages(torch.stack([resize_image(s.image, resolution) for s in samples]), torch.stack(labels),
+                          merge.target if merge else dataset.classes)
 
 
 def to_input(images: Tensor) -> Tensor:
@@ -137,7 +172,7 @@ def replace_last_layer(net: nn.Module, num_classes: int, seed: int) -> None:
 
 
 class CrossEntropy:
-    """The plain supervised objective; richer ones (semi.S4GAN) keep this interface."""
+    """The plain supervised objective of segmentation; richer ones (semi.S4GAN) keep this interface."""
 
     def loss(self, net: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
         """images: float (B, 3, H, W) normalised; labels: int64 (B, H, W) -> scalar loss."""
@@ -172,33 +207,31 @@ def _set_train_mode(net: nn.Module) -> None:
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, test: LabelledImages, device: torch.device, batch: int = 16) -> np.ndarray:
-    """int64 (N, K, K) confusion of every test image (rows truth, columns prediction)."""
+def evaluate(net: nn.Module, test, device: torch.device, batch: int = 16) -> np.ndarray:
+    """Every test image's figures (test.figures), from which any set's metric can be pooled: int64 (N, K, K)
+    confusions for LabelledImages, float (N, K, 3) keypoint figures for KeypointImages."""
     net.eval()
-    k = len(test.classes)
     out = []
     for start in range(0, len(test), batch):
-        images = to_input(test.images[start:start + batch].to(device))
-        logits = net(images)["out"]
-        pred = logits.argmax(1).cpu().numpy()
-        out += [confusion(p, t, k) for p, t in zip(pred, test.labels[start:start + batch].numpy())]
-    return np.stack(out)
+        outputs = net(to_input(test.images[start:start + batch].to(device)))["out"]
+        out.append(test.figures(outputs, start))
+    return np.concatenate(out)
 
 
 def _atomic_save(obj, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-def fit(net: nn.Module, train: LabelledImages, test: LabelledImages | None, settings: SegmentationSettings,
-        run_dir: Path, objective=None, device: str | torch.device = "cpu", desc: str = "deeplab") -> np.ndarray | None:
-    """Train `net` (its parameters with requires_grad) with Adam for settings.epochs; after every epoch
-    write run_dir/checkpoint_{epoch:03d}.pt and, with a test set, run_dir/confusion_{epoch:03d}.npy (its
-    per-image confusions). A rerun resumes after the last finished epoch.
-    Returns int64 (E, N, K, K): the test set's per-image confusion after every epoch (None without one)."""
-    if test is not None and len(train.classes) != len(test.classes):
-        raise DatasetFormatError(desc, f"training labels have {len(train.classes)} classes ({train.classes.name}), "
-                                       f"the test set {len(test.classes)} ({test.classes.name})")
-    objective = objective or CrossEntropy()
+def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Path, objective=None,
+        device: str | torch.device = "cpu", desc: str = "deeplab") -> np.ndarray | None:
+    """Train `net` (its parameters with requires_grad) on `train` (LabelledImages or KeypointImages) with Adam
+    for settings.epochs on `objective` (default: train.objective()); after every epoch write
+    run_dir/checkpoint_{epoch:03d}.pt and, with a test set, run_dir/evaluation_{epoch:03d}.npy (evaluate()).
+    A rerun resumes after the last finished epoch.
+    Returns (E, N, ...): evaluate() of the test set after every epoch (None without a test set)."""
+    if test is not None and (type(train) is not type(test) or train.num_outputs != test.num_outputs):
+        raise DatasetFormatError(desc, f"training labels have {train.describe}, the test set {test.describe}")
+    objective = objective or train.objective()
     device = torch.device(device)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -225,8 +258,8 @@ def fit(net: nn.Module, train: LabelledImages, test: LabelledImages | None, sett
             objective.after_step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if test is not None:
-            matrix = evaluate(net, test, device)
-            atomic_write(run_dir / f"confusion_{epoch:03d}.npy", lambda tmp: np.save(tmp, matrix))
+            figures = evaluate(net, test, device)
+            atomic_write(run_dir / f"evaluation_{epoch:03d}.npy", lambda tmp: np.save(tmp, figures))
         _atomic_save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
                       "objective": objective.state_dict(), "epoch": epoch, "settings": asdict(settings)},
                      run_dir / f"checkpoint_{epoch:03d}.pt")
@@ -234,4 +267,4 @@ def fit(net: nn.Module, train: LabelledImages, test: LabelledImages | None, sett
             (run_dir / f"checkpoint_{epoch - 1:03d}.pt").unlink(missing_ok=True)
     if test is None:
         return None
-    return np.stack([np.load(run_dir / f"confusion_{e:03d}.npy") for e in range(settings.epochs)])
+    return np.stack([np.load(run_dir / f"evaluation_{e:03d}.npy") for e in range(settings.epochs)])

@@ -1,8 +1,9 @@
 """Where the runners' images come from: test sets by benchmark name, the toy world's splits
 (rendered once under <out>/data and reused), and the maps between class sets.
 
-Test set names: `toy-car-12` (the toy test split, exact ADE-Car-12 labels) and `toy-car-5` (the same,
-merged to the 5 PASCAL-style parts), or a real set of datasets.registry (its `test` split, its root
+Test set names: `toy-car-12` (the toy test split, exact ADE-Car-12 labels), `toy-car-5` (the same,
+merged to the 5 PASCAL-style parts) and, for the keypoint task, `toy-car-keypoints` (the same images
+with their 16 keypoints), or a real set of datasets.registry (its `test` split, its root
 from the config's `roots: {name: PATH}` or configs/datasets/<name>.yaml). Real test sets run the
 variants in REAL_VARIANTS only: datasetgan (a synthetic set) and supervised (the set's `train` split;
 not for the DatasetGAN release sets, whose train split is the annotated GAN images); transfer and
@@ -23,8 +24,10 @@ from datasets.classes import CAR_12_TO_5
 from datasets.toy import SPLITS, ToyDataset, ToySettings, write_split
 
 # Test set name -> the merge applied to the toy world's ADE-Car-12 labels (None: kept as they are).
-TOY_TEST_SETS = {"toy-car-12": None, "toy-car-5": CAR_12_TO_5}
+TOY_TEST_SETS = {"toy-car-12": None, "toy-car-5": CAR_12_TO_5, "toy-car-keypoints": None}
+KEYPOINT_TEST_SETS = ("toy-car-keypoints",)   # the keypoint task's (scored on keypoints, not labels)
 REAL_VARIANTS = ("datasetgan", "supervised")
+TASKS = ("segmentation", "keypoints")
 
 MERGES = {(m.source.name, m.target.name): m for m in vars(class_module).values() if isinstance(m, LabelMerge)}
 
@@ -44,6 +47,41 @@ class ToyData:
         for name, split in (("labelled", "labelled"), ("pool", "labelled"), ("test", "test")):
             if not 0 < getattr(self, name) <= SPLITS[split][1]:
                 raise ConfigError(f"toy.{name} must be in 1..{SPLITS[split][1]}, got {getattr(self, name)}")
+
+
+def task_of(config: dict) -> str:
+    """config['task']: segmentation (default) or keypoints."""
+    task = config.get("task", "segmentation")
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
+    return task
+
+
+def labelled_indices(config: dict) -> list[int]:
+    """Which images of the toy labelled split are the human labels: config['labelled'] (a list of indices,
+    set by the ablations' data selection), else the first toy.labelled."""
+    indices = config.get("labelled")
+    if indices is None:
+        return list(range(settings_from(ToyData, config, "toy").labelled))
+    size = SPLITS["labelled"][1]
+    if not indices or len(set(indices)) != len(indices) or not all(0 <= i < size for i in indices):
+        raise ConfigError(f"labelled must be distinct indices in 0..{size - 1}, got {indices!r}")
+    return list(indices)
+
+
+class Subset(PartDataset):
+    """The samples of a dataset at `indices`, in that order."""
+
+    def __init__(self, dataset: PartDataset, indices: list[int]):
+        self.dataset, self.indices = dataset, list(indices)
+        self.classes = dataset.classes
+        self.keypoint_names = dataset.keypoint_names
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return self.dataset[self.indices[i]]
 
 
 def settings_from(cls, config: dict, key: str):
@@ -81,10 +119,15 @@ def toy_split(data_dir: Path, split: str, count: int, settings: ToySettings) -> 
     return ToyDataset(root)
 
 
-def check_test_set(name: str) -> LabelMerge | None:
-    """The toy labels' merge for a toy test set (None for a real one); an unknown name lists the valid ones."""
+def check_test_set(name: str, task: str = "segmentation") -> LabelMerge | None:
+    """The toy labels' merge for a toy test set (None for a real one); an unknown name lists the valid ones,
+    and so does a test set of the other task."""
     from datasets.registry import DATASETS
 
+    if task == "keypoints" and name not in KEYPOINT_TEST_SETS:
+        raise ConfigError(f"test set {name!r} is not a keypoint test set; valid: {', '.join(KEYPOINT_TEST_SETS)}")
+    if task == "segmentation" and name in KEYPOINT_TEST_SETS:
+        raise ConfigError(f"test set {name!r} is scored on keypoints; set task: keypoints (suite keypoints)")
     if name in TOY_TEST_SETS:
         return TOY_TEST_SETS[name]
     if name not in DATASETS:

@@ -1,40 +1,67 @@
-"""Run a suite from its resolved config: check every input first, then for each test set and
-variant train, cross-validate and write one run record under <out>/runs (tables are made from those).
+"""Run a suite from its resolved config: check every input first, then train and cross-validate each
+run and write one record per run under <out>/runs (tables are made from those).
+
+A suite is a list of runs: a variant trained on a test set under a config, filling one cell (table,
+row, column) of a paper table. `parts` (Table 1) and `keypoints` (Table 2) run every variant on every
+test set; `ablations` builds its own list (benchmark.ablations).
 
 Config entries read here (defaults in the dataclasses they fill, one place each):
+    task: segmentation | keypoints                       what the networks predict and how they are scored
     variants: [transfer, semi, datasetgan, supervised]   keys of benchmark.variants.VARIANTS
     test_sets: [toy-car-12, ...]                         toy ones or datasets.registry names (benchmark.sources)
     roots: {dataset name: PATH}                          real roots (else configs/datasets/<name>.yaml)
     folds: 5            miou: official | mmseg          device: auto | cpu | cuda
-    toy: ToyData        segmentation: SegmentationSettings
+    toy: ToyData        segmentation: SegmentationSettings   keypoints: KeypointSettings
     transfer: TransferSettings   semi: S4GANSettings   datasetgan: DatasetGANSettings
-    paper_columns: {test set: the paper's column it stands in for}   (used by benchmark.tables)
+    labelled: [indices into the toy labelled split]      the human labels (default: the first toy.labelled)
+    table: the paper table the suite fills    paper_tables: where its published figures are looked up
+    paper_columns: {test set: the paper's column it stands in for}
+    ablations: benchmark.ablations.AblationSettings (suite ablations)
 """
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from benchmark.configs import ConfigError
 from benchmark.metrics import mean_iou
-from benchmark.protocol import cross_validate, fold_confusions, folds
+from benchmark.protocol import cross_validate, cross_validate_keypoints, fold_sums, folds, keypoint_counts
 from benchmark.records import write_record
-from benchmark.segmentation import LabelledImages, SegmentationSettings, load_images
+from benchmark.keypoints import KeypointSettings, load_keypoint_images
+from benchmark.segmentation import SegmentationSettings, load_images
 from benchmark.semi import S4GANSettings
-from benchmark.sources import (REAL_VARIANTS, TOY_TEST_SETS, ToyData, check_test_set, real_dataset, settings_from,
-                               toy_split)
-from benchmark.variants import VARIANTS, Context, DatasetGANSettings, TransferSettings, check_datasetgan, work_key
-from datasets.base import LabelMerge
+from benchmark.sources import (REAL_VARIANTS, TOY_TEST_SETS, ToyData, check_test_set, labelled_indices, real_dataset,
+                               settings_from, task_of, toy_split)
+from benchmark.variants import (KEYPOINT_VARIANTS, VARIANTS, Context, DatasetGANSettings, TransferSettings,
+                                check_datasetgan, work_key)
 from datasets.classes import CAR_12
 from datasets.datasetgan_release import RELEASES
-from datasets.toy import SPLITS, ToySettings
+from datasets.toy import KEYPOINT_NAMES, SPLITS, ToySettings
 
 CONVENTIONS = ("official", "mmseg")
-SECTIONS = {"toy": ToyData, "segmentation": SegmentationSettings, "transfer": TransferSettings,
-            "semi": S4GANSettings, "datasetgan": DatasetGANSettings}
+SECTIONS = {"toy": ToyData, "segmentation": SegmentationSettings, "keypoints": KeypointSettings,
+            "transfer": TransferSettings, "semi": S4GANSettings, "datasetgan": DatasetGANSettings}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a suite: `variant` trained on `test_set` under `config` (the suite's, with this run's
+    changes), filling cell (table, row, column) of a paper table; `round` tells repeated draws apart (the
+    random selection of Table 6), whose figures a table averages. paper: where the paper's figure for the
+    cell is looked up ({"tables": [...], "row": ..., "column": ...}), or None."""
+
+    variant: str
+    test_set: str
+    config: dict
+    table: str
+    row: str
+    column: str
+    paper: dict | None = None
+    round: int = 0
+    facts: dict = field(default_factory=dict)   # extra facts for the record (e.g. how `labelled` was chosen)
 
 
 def device_of(config: dict) -> str:
@@ -47,28 +74,43 @@ def device_of(config: dict) -> str:
     return device
 
 
-def check(config: dict) -> None:
+def paper_columns(config: dict) -> dict:
+    return config.get("paper_columns") or {}
+
+
+def table_runs(config: dict) -> list[Run]:
+    """Every variant on every test set: the rows and columns of the suite's paper table."""
+    tables = [str(t) for t in config.get("paper_tables", [config.get("table", "")])]
+    return [Run(v, t, config, str(config.get("table", "")), v, t,
+                {"tables": tables, "row": v, "column": paper_columns(config).get(t, t)})
+            for t in config.get("test_sets", []) for v in config.get("variants", [])]
+
+
+def check_run(config: dict) -> None:
     """Every problem a run could hit before training, as one clear error: unknown variants or test
     sets, bad settings, too few test images for the folds, missing files, class sets that do not meet."""
+    task = task_of(config)
     unknown = [v for v in config.get("variants", []) if v not in VARIANTS]
     if unknown or not config.get("variants"):
         raise ConfigError(f"variants {unknown or '(none)'} unknown; valid: {', '.join(VARIANTS)}")
-    if config.get("metric", "miou") != "miou":
-        raise ConfigError(f"suite {config.get('suite')!r}: metric {config['metric']!r} runners (keypoints) are not "
-                          f"implemented yet; only miou suites run")
+    if task == "keypoints" and set(config["variants"]) - set(KEYPOINT_VARIANTS):
+        raise ConfigError(f"keypoint variants are {', '.join(KEYPOINT_VARIANTS)} (the paper's Table 2); "
+                          f"got {config['variants']}")
     if config.get("miou", "official") not in CONVENTIONS:
         raise ConfigError(f"miou must be one of {', '.join(CONVENTIONS)}, got {config['miou']!r}")
     device_of(config)
     sections = {key: settings_from(cls, config, key) for key, cls in SECTIONS.items()}
+    labelled_indices(config)
     pretrained = sections["segmentation"].pretrained
     if pretrained and not Path(pretrained).is_file():
         raise ConfigError(f"segmentation.pretrained: no such file {pretrained}")
     if not config.get("test_sets"):
         raise ConfigError("test_sets: at least one test set is needed")
     for name in config["test_sets"]:
-        merge = check_test_set(name)
+        merge = check_test_set(name, task)
         if name in TOY_TEST_SETS:
-            count, classes = sections["toy"].test, merge.target if merge else CAR_12
+            count = sections["toy"].test
+            targets = KEYPOINT_NAMES if task == "keypoints" else (merge.target if merge else CAR_12)
         else:
             waiting = [v for v in config["variants"] if v not in REAL_VARIANTS]
             if waiting:
@@ -80,7 +122,7 @@ def check(config: dict) -> None:
             if sections["segmentation"].resolution is None:
                 raise ConfigError(f"test set {name}: real images come in many sizes; set segmentation.resolution")
             dataset = real_dataset(name, config)
-            count, classes = len(dataset), dataset.classes
+            count, targets = len(dataset), dataset.classes
             if "supervised" in config["variants"]:
                 real_dataset(name, config, "train")
         try:
@@ -88,47 +130,96 @@ def check(config: dict) -> None:
         except ValueError as e:
             raise ConfigError(f"test set {name}: {e}") from None
         if "datasetgan" in config["variants"]:
-            check_datasetgan(config, classes)
+            check_datasetgan(config, name, targets)
 
 
-def test_images(name: str, config: dict, data_dir: Path) -> tuple[LabelledImages, LabelMerge | None]:
-    """A test set in memory, in sorted order, and the merge from toy labels to its classes (None for real sets)."""
+def check(config: dict) -> None:
+    """check_run for the suite's config, or for every distinct config of an ablation suite."""
+    if "ablations" not in config:
+        check_run(config)
+        return
+    from benchmark.ablations import runs
+
+    for run in runs(config):
+        check_run({**run.config, "variants": [run.variant], "test_sets": [run.test_set]})
+
+
+def test_images(name: str, config: dict, data_dir: Path):
+    """A test set in memory, in sorted order (LabelledImages, or KeypointImages for the keypoint task), and the
+    merge from toy labels to its classes (None for real and keypoint sets)."""
     toy = settings_from(ToyData, config, "toy")
     resolution = settings_from(SegmentationSettings, config, "segmentation").resolution
-    merge = check_test_set(name)
-    if name in TOY_TEST_SETS:
-        dataset = toy_split(data_dir, "test", toy.test, ToySettings(resolution=toy.resolution))
-        return load_images(dataset, toy.test, merge, resolution, f"test set {name}"), merge
-    return load_images(real_dataset(name, config), None, None, resolution, f"test set {name}"), None
+    merge = check_test_set(name, task_of(config))
+    if name not in TOY_TEST_SETS:
+        return load_images(real_dataset(name, config), None, None, resolution, f"test set {name}"), None
+    dataset = toy_split(data_dir, "test", toy.test, ToySettings(resolution=toy.resolution))
+    if task_of(config) == "keypoints":
+        sigma = settings_from(KeypointSettings, config, "keypoints").sigma
+        return load_keypoint_images(dataset, toy.test, resolution, sigma, f"test set {name}"), None
+    return load_images(dataset, toy.test, merge, resolution, f"test set {name}"), merge
+
+
+def scores(per_image, test, config: dict) -> dict:
+    """The run's k-fold figures for its record: `cross_validation` {metric: CrossValidation as a dict},
+    `metrics` (the names a table shows, in order) and the per-fold sums they came from."""
+    fold_indices = folds(len(test), config.get("folds", 5))
+    out = {"folds": [[int(f[0]), int(f[-1])] for f in fold_indices]}
+    if task_of(config) == "keypoints":
+        thresholds = settings_from(KeypointSettings, config, "keypoints").thresholds
+        per_fold = fold_sums(keypoint_counts(per_image, test.labels.numpy().astype("float64"), test.scale.numpy(),
+                                             thresholds), fold_indices)
+        results = cross_validate_keypoints(per_fold, thresholds)
+        return {**out, "metric": "keypoints", "metrics": list(results), "keypoints": list(test.names),
+                "cross_validation": {k: asdict(v) for k, v in results.items()},
+                "keypoint_counts_per_epoch_and_fold": per_fold.tolist(),
+                "keypoint_counts_columns": ["visible", *(f"correct@{t:g}" for t in thresholds), "l2_sum", "maps"]}
+    convention = config.get("miou", "official")
+    other = "mmseg" if convention == "official" else "official"
+    per_fold = fold_sums(per_image, fold_indices)
+    return {**out, "metric": "miou", "metrics": ["miou"], "classes": list(test.classes.names),
+            "cross_validation": {"miou": asdict(cross_validate(per_fold, convention)),
+                                 f"miou_{other}": asdict(cross_validate(per_fold, other))},
+            "miou_per_epoch_all_images": [mean_iou(m, convention) for m in per_fold.sum(1)],
+            "confusion_per_epoch_and_fold": per_fold.tolist()}
+
+
+def execute(runs: list[Run], out: Path) -> list[Path]:
+    """Train and cross-validate every run (test sets loaded once each); returns the record folders written."""
+    out = Path(out)
+    written, tests = [], {}
+    for order, run in enumerate(runs):
+        config = run.config
+        device = device_of(config)
+        toy = settings_from(ToyData, config, "toy")
+        segmentation = settings_from(SegmentationSettings, config, "segmentation")
+        key = (run.test_set, task_of(config), toy.resolution, toy.test, str(config.get("roots")),
+               segmentation.resolution, settings_from(KeypointSettings, config, "keypoints").sigma)
+        if key not in tests:
+            tests[key] = test_images(run.test_set, config, out / "data")
+        test, merge = tests[key]
+        started = time.time()
+        ctx = Context(config, run.test_set, test, merge, out / "data",
+                      out / "work" / config["suite"] / run.test_set / work_key(config, run.variant),
+                      out / "work" / "shared", device)
+        per_image, facts = VARIANTS[run.variant](ctx)
+        record = {
+            "suite": config["suite"], "profile": config["profile"], "variant": run.variant, "test_set": run.test_set,
+            "cell": {"table": run.table, "row": run.row, "column": run.column, "round": run.round}, "order": order,
+            "paper": run.paper, "config": config, "labelled": labelled_indices(config),
+            "seeds": {"segmentation": segmentation.seed, "toy_splits_first_seed_and_size": SPLITS},
+            **scores(per_image, test, config), "facts": {**facts, **run.facts}, "device": device,
+        }
+        where = run.column if run.column == run.test_set else f"{run.column}-{run.test_set}"
+        name = f"{config['suite']}-{run.table}-{run.row}-{where}" + (f"-round{run.round}" if run.round else "")
+        written.append(write_record(out / "runs", name, record, started))
+    return written
 
 
 def run_suite(config: dict, out: Path) -> list[Path]:
-    """Train and evaluate every variant on every test set; returns the record folders written."""
+    """Check, then run every run of the suite; returns the record folders written."""
     check(config)
-    out = Path(out)
-    device = device_of(config)
-    segmentation = settings_from(SegmentationSettings, config, "segmentation")
-    convention = config.get("miou", "official")
-    written = []
-    for test_set in config["test_sets"]:
-        test, merge = test_images(test_set, config, out / "data")
-        fold_indices = folds(len(test), config.get("folds", 5))
-        for variant in config["variants"]:
-            started = time.time()
-            ctx = Context(config, test_set, test, merge, out / "data",
-                          out / "work" / config["suite"] / test_set / work_key(config, variant), device)
-            per_image, facts = VARIANTS[variant](ctx)
-            per_fold = fold_confusions(per_image, fold_indices)
-            result = cross_validate(per_fold, convention)
-            other = cross_validate(per_fold, "mmseg" if convention == "official" else "official")
-            record = {
-                "suite": config["suite"], "profile": config["profile"], "variant": variant, "test_set": test_set,
-                "metric": "miou", "classes": list(test.classes.names), "config": config,
-                "seeds": {"segmentation": segmentation.seed, "toy_splits_first_seed_and_size": SPLITS},
-                "folds": [[int(f[0]), int(f[-1])] for f in fold_indices],
-                "cross_validation": asdict(result), "cross_validation_other_convention": asdict(other),
-                "miou_per_epoch_all_images": [mean_iou(m, convention) for m in per_fold.sum(1)],
-                "confusion_per_epoch_and_fold": per_fold.tolist(), "facts": facts, "device": device,
-            }
-            written.append(write_record(out / "runs", f"{config['suite']}-{test_set}-{variant}", record, started))
-    return written
+    if "ablations" in config:
+        from benchmark.ablations import run_ablations
+
+        return run_ablations(config, Path(out))
+    return execute(table_runs(config), Path(out))

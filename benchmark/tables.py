@@ -1,23 +1,33 @@
-"""Tables from run records only: <out>/tables/<suite>.csv (raw floats, mIoU in percent) and .tex
-(rounded when formatted), one row per variant and a group of columns per test set, with the
-paper's figure beside ours where one exists.
+"""Tables from run records only: <out>/tables/<suite>.csv (raw floats; mIoU and PCK in percent, the L2
+heatmap loss as is) and .tex (rounded when formatted), one tabular per paper table, rows as the paper's
+(variants, or selection strategies), a column group per test set or sweep value and metric, with the
+paper's figure beside ours where one exists; the ablations also get the paper's Fig. 6 as a PNG.
 
-The paper's numbers live in one file, benchmark/paper_numbers.csv (table, row, column, value, std,
-source); a suite's `paper_tables` says which tables to look in, in order, and a profile's
-`paper_columns` says which paper column a test set stands in for (the toy world's test set for
-ADE-Car-12, say). When several records exist for one variant and test set, the latest is used and
-the number of records is shown.
+Every record names its cell (table, row, column, round) and where the paper's figure is looked up
+(benchmark/paper_numbers.csv: table, row, column, metric, value, std, source; a profile's
+`paper_columns` says which paper column a toy test set stands in for). When several records fill one
+cell, the latest is used and the number of records is shown; records of several rounds (Table 6's
+random draws) are averaged: the mean and the standard deviation (ddof 0) of the rounds' means.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from benchmark.configs import ConfigError
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.csv")
+CAPTIONS = {"1": "Part segmentation (paper Table 1): mIoU (\\%)",
+            "2": "Keypoint detection (paper Table 2): L2 heatmap loss, PCK (\\%) at t percent of the object's box",
+            "3": "Synthetic dataset size (paper Table 3; unfiltered): mIoU (\\%)",
+            "4": "Filtering ratio (paper Table 4): mIoU (\\%)",
+            "5": "Against fully supervised (paper Table 5): mIoU (\\%)",
+            "6": "Data selection (paper Table 6; random: mean $\\pm$ std over draws): mIoU (\\%)",
+            "fig6": "Annotated images against mIoU (\\%) (the data of paper Fig. 6)"}
+RAW_METRICS = ("l2",)   # shown as computed; every other metric is a fraction shown in percent
 
 
 def load_records(out: Path, suite: str) -> list[dict]:
@@ -25,111 +35,163 @@ def load_records(out: Path, suite: str) -> list[dict]:
     records = []
     for path in sorted((Path(out) / "runs").glob("*/record.json")):
         record = json.loads(path.read_text())
-        if record.get("suite") == suite and "cross_validation" in record:
+        if record.get("suite") == suite and "cell" in record:
             records.append({**record, "path": str(path.parent)})
     return sorted(records, key=lambda r: (r["finished_utc"], r["path"]))
 
 
 def paper_numbers() -> pd.DataFrame:
-    return pd.read_csv(PAPER_NUMBERS, dtype={"table": str})
+    return pd.read_csv(PAPER_NUMBERS, dtype={"table": str, "column": str})
 
 
-def _paper_figure(paper: pd.DataFrame, tables: list[str], row: str, column: str) -> pd.Series | None:
-    for table in tables:
-        hit = paper[(paper.table == table) & (paper.row == row) & (paper.column == column)]
+def _paper_figure(paper: pd.DataFrame, where: dict | None, metric: str) -> pd.Series | None:
+    for table in (where or {}).get("tables", []):
+        hit = paper[(paper.table == str(table)) & (paper.row == where["row"]) & (paper.column == where["column"])
+                    & (paper.metric == metric)]
         if len(hit):
             return hit.iloc[0]
     return None
 
 
+def _unit(metric: str) -> float:
+    return 1.0 if metric in RAW_METRICS else 100.0
+
+
 def build(out: Path, suite: str) -> pd.DataFrame:
-    """One row per (variant, test set), latest record each: ours (mean, std over folds, percent), the
-    paper's figure for the column the test set stands in for, ours minus the paper's."""
+    """The long table: one row per (table, row, column, metric) cell in the suite's run order (each record's
+    `order`): ours (mean, std), the paper's figure for it, ours minus the paper's, and how many records and
+    rounds it comes from."""
     records = load_records(out, suite)
     if not records:
         raise ConfigError(f"no run records of suite {suite!r} under {Path(out) / 'runs'}; run `benchmark run` first")
     paper = paper_numbers()
     latest, counts = {}, {}
     for r in records:
-        key = (r["variant"], r["test_set"])
-        latest[key] = r
+        c = r["cell"]
+        key = (c["table"], c["row"], c["column"])
+        latest.setdefault(key, {})[c["round"]] = r
         counts[key] = counts.get(key, 0) + 1
     rows = []
-    for (variant, test_set), r in latest.items():
-        cv = r["cross_validation"]
-        column = (r["config"].get("paper_columns") or {}).get(test_set, test_set)
-        figure = _paper_figure(paper, [str(t) for t in r["config"].get("paper_tables", [])], variant, column)
-        mean, std = 100 * cv["mean"], 100 * cv["std"]
-        rows.append({"variant": variant, "test_set": test_set, "profile": r["profile"], "miou_mean": mean,
-                     "miou_std": std, "convention": cv["convention"], "folds": len(cv["scores"]),
-                     "paper_column": column, "paper": None if figure is None else figure.value,
-                     "paper_std": None if figure is None or pd.isna(figure["std"]) else figure["std"],
-                     "paper_source": None if figure is None else figure.source,
-                     "delta": None if figure is None else mean - figure.value,
-                     "records": counts[(variant, test_set)], "latest_record": r["path"]})
-    table = pd.DataFrame(rows)
-    table[["paper", "paper_std", "delta"]] = table[["paper", "paper_std", "delta"]].astype(float)
-    keys = []   # the latest run's config order, then names it does not list
-    for column, listed in (("variant", "variants"), ("test_set", "test_sets")):
-        order = {v: i for i, v in enumerate(records[-1]["config"].get(listed, []))}
-        table[f"_{column}"] = table[column].map(lambda v: (order.get(v, len(order)), v))
-        keys.append(f"_{column}")
-    return table.sort_values(keys).drop(columns=keys).reset_index(drop=True)
+    for (table, row, column), rounds in latest.items():
+        last = max(rounds.values(), key=lambda r: (r["finished_utc"], r["path"]))
+        for metric in last["metrics"]:
+            unit = _unit(metric)
+            means = [unit * r["cross_validation"][metric]["mean"] for r in rounds.values()]
+            std = np.std(means) if len(means) > 1 else unit * last["cross_validation"][metric]["std"]
+            figure = _paper_figure(paper, last.get("paper"), metric)
+            mean = float(np.mean(means))
+            rows.append({"table": table, "row": row, "column": column, "metric": metric, "mean": mean,
+                         "std": float(std), "rounds": len(rounds), "variant": last["variant"],
+                         "test_set": last["test_set"], "profile": last["profile"],
+                         "paper_column": (last.get("paper") or {}).get("column"),
+                         "paper": np.nan if figure is None else float(figure.value),
+                         "paper_std": np.nan if figure is None or pd.isna(figure["std"]) else float(figure["std"]),
+                         "paper_source": None if figure is None else figure.source,
+                         "delta": np.nan if figure is None else mean - float(figure.value),
+                         "records": counts[(table, row, column)], "latest_record": last["path"],
+                         "_order": last.get("order", 0)})
+    return pd.DataFrame(rows).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
-WIDE_FIELDS = ("miou_mean", "miou_std", "paper", "paper_std", "delta", "paper_column", "records")
+WIDE_FIELDS = ("mean", "std", "paper", "paper_std", "delta", "paper_column", "records")
 
 
 def wide(table: pd.DataFrame) -> pd.DataFrame:
-    """The long table (one row per variant and test set) as one row per variant, columns
-    '<test set>:<field>' for each of WIDE_FIELDS (raw floats, mIoU in percent)."""
-    variants = list(dict.fromkeys(table.variant))
-    out = pd.DataFrame({"variant": variants})
-    for test_set in dict.fromkeys(table.test_set):
-        part = table[table.test_set == test_set].set_index("variant").reindex(variants)
+    """The long table as one row per (table, row), columns '<column>:<metric>:<field>' for each of
+    WIDE_FIELDS (raw floats)."""
+    keys = list(dict.fromkeys(zip(table.table, table.row)))
+    out = pd.DataFrame({"table": [k[0] for k in keys], "row": [k[1] for k in keys]})
+    indexed = table.set_index(["table", "row", "column", "metric"])
+    for column, metric in dict.fromkeys(zip(table.column, table.metric)):
         for name in WIDE_FIELDS:
-            out[f"{test_set}:{name}"] = part[name].to_numpy()
+            out[f"{column}:{metric}:{name}"] = [indexed[name].get((t, r, column, metric), np.nan) for t, r in keys]
     return out
 
 
-def _pm(mean, std) -> str:
+def _format(metric: str, mean, std) -> str:
     if pd.isna(mean):
         return "--"
-    return f"{mean:.2f}" if pd.isna(std) else f"{mean:.2f} $\\pm$ {std:.2f}"
+    number = "{:.2e}" if metric in RAW_METRICS else "{:.2f}"
+    text = number.format(mean)
+    return text if pd.isna(std) else f"{text} $\\pm$ {number.format(std)}"
+
+
+def _delta(metric: str, delta) -> str:
+    if pd.isna(delta):
+        return "--"
+    return f"{delta:+.2e}" if metric in RAW_METRICS else f"{delta:+.2f}"
 
 
 def to_latex(table: pd.DataFrame, suite: str) -> str:
-    """A LaTeX table, rows variants; per test set: ours (mean +- std over folds), the paper's figure
-    for the column it stands in for, and ours minus the paper's."""
-    variants = list(dict.fromkeys(table.variant))
-    shown = {("", "Variant"): variants}
-    for test_set in dict.fromkeys(table.test_set):
-        part = table[table.test_set == test_set].set_index("variant").reindex(variants)
-        columns = [c for c in dict.fromkeys(part.paper_column) if isinstance(c, str)]
-        head = f"{test_set} (paper: {', '.join(columns)})"
-        shown[(head, "Ours")] = [_pm(m, s) for m, s in zip(part.miou_mean, part.miou_std)]
-        shown[(head, "Paper")] = [_pm(m, s) for m, s in zip(part.paper, part.paper_std)]
-        shown[(head, "Delta")] = ["--" if pd.isna(d) else f"{d:+.2f}" for d in part.delta]
-    frame = pd.DataFrame(shown)
-    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
-    return frame.to_latex(index=False, escape=False, multicolumn_format="c",
-                          caption=f"Suite {suite}: mIoU (\\%), mean $\\pm$ std over folds; the paper's figure "
-                                  f"where one exists.")
+    """One LaTeX table per paper table: rows as the paper's, per column and metric ours (mean +- std), the
+    paper's figure for the column it stands in for, and ours minus the paper's."""
+    parts = []
+    for name in dict.fromkeys(table.table):
+        part = table[table.table == name]
+        rows = list(dict.fromkeys(part.row))
+        shown = {("", "Row"): rows}
+        metrics = list(dict.fromkeys(part.metric))
+        for column, metric in dict.fromkeys(zip(part.column, part.metric)):
+            cells = part[(part.column == column) & (part.metric == metric)].set_index("row").reindex(rows)
+            stands = [c for c in dict.fromkeys(cells.paper_column) if isinstance(c, str) and c != column]
+            head = f"{column}{' ' + metric if len(metrics) > 1 else ''}"
+            head += f" (paper: {', '.join(stands)})" if stands else ""
+            head = head.replace("%", "\\%")
+            shown[(head, "Ours")] = [_format(metric, m, s) for m, s in zip(cells["mean"], cells["std"])]
+            shown[(head, "Paper")] = [_format(metric, m, s) for m, s in zip(cells.paper, cells.paper_std)]
+            shown[(head, "Delta")] = [_delta(metric, d) for d in cells.delta]
+        frame = pd.DataFrame(shown)
+        frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+        caption = CAPTIONS.get(name, f"Table {name}")
+        parts.append(frame.to_latex(index=False, escape=False, multicolumn_format="c",
+                                    caption=f"Suite {suite}. {caption}; mean $\\pm$ std over folds, the paper's "
+                                            f"figure where one exists."))
+    return "\n".join(parts)
 
 
 def summary(table: pd.DataFrame) -> str:
     """The table's main columns as plain text for a terminal."""
-    columns = ["variant", "test_set", "miou_mean", "miou_std", "paper", "delta", "records"]
-    return table[columns].to_string(index=False, float_format=lambda v: f"{v:.2f}")
+    columns = ["table", "row", "column", "metric", "mean", "std", "paper", "delta", "records"]
+    return table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def plot_fig6(table: pd.DataFrame, path: Path) -> Path:
+    """Paper Fig. 6 from the long table's `fig6` rows: mIoU against the number of annotated images, one line
+    per few-label variant (mean +- std over folds), the fully supervised run as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    part = table[(table.table == "fig6") & (table.metric == "miou")]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for row in dict.fromkeys(part.row):
+        line = part[part.row == row]
+        if row == "supervised":
+            ax.axhline(line["mean"].iloc[0], color="red", linestyle="--", label="fully supervised (whole pool)")
+            continue
+        x = line.column.astype(int)
+        ax.errorbar(x, line["mean"], yerr=line["std"], marker="o", capsize=3, label=row)
+    ax.set_xlabel("number of annotated images")
+    ax.set_ylabel("mIoU (%)")
+    ax.set_title(f"annotated images vs mIoU ({', '.join(dict.fromkeys(part.test_set))})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def write_tables(out: Path, suite: str) -> tuple[Path, Path, pd.DataFrame]:
-    """Write out/tables/<suite>.csv (wide(), one row per variant) and .tex from the records; returns
-    both paths and the long table."""
+    """Write out/tables/<suite>.csv (wide()) and .tex from the records, and out/tables/<suite>-fig6.png when
+    the records hold Fig. 6's runs; returns the CSV and LaTeX paths and the long table."""
     table = build(out, suite)
     folder = Path(out) / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     csv, tex = folder / f"{suite}.csv", folder / f"{suite}.tex"
     wide(table).to_csv(csv, index=False)
     tex.write_text(to_latex(table, suite))
+    if (table.table == "fig6").any():
+        plot_fig6(table, folder / f"{suite}-fig6.png")
     return csv, tex, table

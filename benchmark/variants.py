@@ -1,23 +1,30 @@
-"""The four training variants of the paper's Table 1, all with the same DeepLabV3, optimiser and
-human-label budget (`toy.labelled` images), as a plain dict:
+"""The training variants of the paper's Tables 1 and 2, all with the same DeepLabV3, optimiser and
+human-label budget (the labelled toy images `labelled` names, by default the first `toy.labelled`),
+as a plain dict:
 
     VARIANTS = {"transfer": ..., "semi": ..., "datasetgan": ..., "supervised": ...}
 
-Each variant is a function (Context) -> (per-image test confusions int64 (E, N, K, K) after every
-epoch, facts for the run record). `check` functions stop bad input before any training.
+Each variant is a function (Context) -> (per-image test figures after every epoch, facts for the run
+record): int64 (E, N, K, K) confusions for part segmentation, float (E, N, K, 3) keypoint figures
+for keypoints (benchmark.segmentation.evaluate). `check` functions stop bad input before training.
 
 - supervised: the whole labelled pool (`toy.pool` images, or a real set's train split), the upper
   line of the paper's Fig. 6.
-- datasetgan: the label factory's uncertainty-filtered synthetic set, from the interpreter config
-  `datasetgan.interpreter` (or, with `datasetgan.tiny_gan`, a stand-in made in the run).
+- datasetgan: the label factory's uncertainty-filtered synthetic set. On the toy world the
+  interpreter is made in the run from the labelled toy images (benchmark.toy_interpreter); a trained
+  interpreter config of your own (`datasetgan.interpreter`) or a finished synthetic folder
+  (`datasetgan.synthetic`) replace it.
 - transfer: DeepLab pretrained on another labelled domain (toy cars at another camera and framing
   setting, labelled with the 5 PASCAL-style parts: the stand-in for MS-COCO), then only its last
-  layer fine-tuned on the few labelled images.
-- semi: s4GAN on the few labelled images plus the toy world's unlabelled pool (benchmark.semi).
+  layer replaced and fine-tuned on the few labelled images (part logits or keypoint heatmaps).
+- semi: s4GAN on the few labelled images plus the toy world's unlabelled pool (benchmark.semi;
+  part segmentation only, as in the paper).
+
+Work shared between runs (the transfer source's pretraining, interpreters, synthetic sets) lives in
+`shared`, keyed by everything that shapes it, so suites and test sets asking the same reuse it.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -25,12 +32,14 @@ import numpy as np
 import torch
 
 from benchmark import configs
-from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, fit, last_layer,
-                                    load_images, replace_last_layer)
+from benchmark.keypoints import KeypointImages, KeypointSettings, load_keypoint_images
+from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, fit, last_layer, load_images,
+                                    replace_last_layer)
 from benchmark.semi import S4GAN, S4GANSettings
-from benchmark.sources import TOY_TEST_SETS, ToyData, class_merge, real_dataset, settings_from, short_hash, toy_split
-from benchmark.tiny_gan import TinyGANSettings, interpreter_config
-from datasets.base import LabelMerge
+from benchmark.sources import (TOY_TEST_SETS, Subset, ToyData, class_merge, labelled_indices, real_dataset,
+                               settings_from, short_hash, task_of, toy_split)
+from benchmark.toy_interpreter import ToyInterpreterSettings, file_digest, interpreter_config, trained
+from datasets.base import LabelMerge, PartDataset
 from datasets.classes import CAR_12_TO_5
 from datasets.toy import ToySettings
 
@@ -38,34 +47,47 @@ from datasets.toy import ToySettings
 @dataclass
 class Context:
     """What a variant needs: the resolved config, the test set in memory (sorted order), the merge from
-    the toy world's labels to the test set's classes (None for real test sets), and its folders."""
+    the toy world's labels to the test set's classes (None for real or keypoint test sets), and its folders."""
 
     config: dict
     test_set: str
-    test: LabelledImages
+    test: LabelledImages | KeypointImages
     merge: LabelMerge | None
     data_dir: Path   # rendered toy splits, shared by runs
-    work: Path       # this variant's checkpoints and intermediate files
+    work: Path       # this run's checkpoints and intermediate files
+    shared: Path     # work shared by runs, keyed by its settings
     device: str
     toy: ToyData = field(init=False)
     segmentation: SegmentationSettings = field(init=False)
+    keypoints: KeypointSettings = field(init=False)
+    task: str = field(init=False)
 
     def __post_init__(self):
         self.toy = settings_from(ToyData, self.config, "toy")
         self.segmentation = settings_from(SegmentationSettings, self.config, "segmentation")
+        self.keypoints = settings_from(KeypointSettings, self.config, "keypoints")
+        self.task = task_of(self.config)
 
-    def toy_images(self, split: str, count: int, settings: ToySettings | None = None,
-                   merge: LabelMerge | None = None) -> LabelledImages:
-        """The first `count` toy images of `split`, labels through `merge` (default: to the test set's classes)."""
+    def images(self, dataset: PartDataset, count: int | None, merge: LabelMerge | None, name: str):
+        """The first `count` samples of a dataset as this task's training data (labels through `merge`)."""
+        if self.task == "keypoints":
+            return load_keypoint_images(dataset, count, self.segmentation.resolution, self.keypoints.sigma, name)
+        return load_images(dataset, count, merge, self.segmentation.resolution, name)
+
+    def toy_images(self, split: str, count: int, settings: ToySettings | None = None):
+        """The first `count` toy images of `split` (labels merged to the test set's classes)."""
         settings = settings or ToySettings(resolution=self.toy.resolution)
-        data = toy_split(self.data_dir, split, count, settings)
-        return load_images(data, count, merge if merge is not None else self.merge, self.segmentation.resolution,
-                           f"toy {split} split")
+        return self.images(toy_split(self.data_dir, split, count, settings), count, self.merge, f"toy {split} split")
 
-    def train(self, train: LabelledImages, name: str, net: torch.nn.Module | None = None,
-              objective=None) -> np.ndarray:
-        """fit() `net` (default: a fresh DeepLab) on `train` in work/name; the test set's confusions per epoch."""
-        net = net or build_network(self.segmentation, len(self.test.classes))
+    def labelled(self):
+        """The human-labelled images: the labelled split's images at `labelled_indices`."""
+        indices = labelled_indices(self.config)
+        split = toy_split(self.data_dir, "labelled", max(indices) + 1, ToySettings(resolution=self.toy.resolution))
+        return self.images(Subset(split, indices), None, self.merge, "labelled toy images")
+
+    def train(self, train, name: str, net: torch.nn.Module | None = None, objective=None) -> np.ndarray:
+        """fit() `net` (default: a fresh DeepLab) on `train` in work/name; the test set's figures per epoch."""
+        net = net or build_network(self.segmentation, self.test.num_outputs)
         return fit(net, train, self.test, self.segmentation, self.work / name, objective, self.device,
                    f"{self.test_set} {name}")
 
@@ -76,30 +98,25 @@ def supervised(ctx: Context) -> tuple[np.ndarray, dict]:
     if ctx.test_set in TOY_TEST_SETS:
         pool = ctx.toy_images("labelled", ctx.toy.pool)
     else:
-        pool = load_images(real_dataset(ctx.test_set, ctx.config, "train"), None, None, ctx.segmentation.resolution,
-                           f"{ctx.test_set} train split")
+        pool = ctx.images(real_dataset(ctx.test_set, ctx.config, "train"), None, None, f"{ctx.test_set} train split")
     return ctx.train(pool, "deeplab"), {"training_images": len(pool)}
 
 
 @dataclass(frozen=True)
 class DatasetGANSettings:
-    """The synthetic training set: which interpreter labels it, how many samples, how many dropped."""
+    """The synthetic training set: whose interpreter labels it, how many samples, how many dropped."""
 
-    interpreter: str | None = "configs/interpreter/toy-car-12.yaml"
-    synthetic: str | None = None   # a finished `benchmark generate` folder to train on instead (no generation)
-    tiny_gan: dict | None = None   # TinyGANSettings fields: use the in-run stand-in interpreter (quick, tests)
-    num: int = 10_000
-    filter_ratio: float = 0.1
+    interpreter: str | None = None      # a trained interpreter config of your own (datasetgan.pipeline format)
+    synthetic: str | None = None        # a finished `benchmark generate` folder to train on (no generation)
+    toy_interpreter: dict | None = None  # ToyInterpreterSettings fields of the interpreter made in the run (toy)
+    num: int = 10_000                   # samples generated
+    view: int | None = None             # train on the first `view` of them (ablations: one set, many sizes)
+    filter_ratio: float = 0.1           # of those, the most uncertain fraction left out
     shard_size: int = 100
 
-
-def _interpreter_config(ctx: Context, settings: DatasetGANSettings) -> dict:
-    """The interpreter config of the variant (the stand-in's is written to work/tiny-gan)."""
-    if settings.tiny_gan is not None:
-        tiny = settings_from(TinyGANSettings, {"tiny_gan": settings.tiny_gan}, "tiny_gan")
-        labelled = toy_split(ctx.data_dir, "labelled", ctx.toy.labelled, ToySettings(resolution=ctx.toy.resolution))
-        return interpreter_config(labelled, ctx.toy.labelled, ctx.toy.resolution, tiny, ctx.work / "tiny-gan")
-    return configs.load(_project_file(settings.interpreter, "datasetgan.interpreter"))
+    def __post_init__(self):
+        if self.view is not None and not 0 < self.view <= self.num:
+            raise configs.ConfigError(f"datasetgan.view must be in 1..num ({self.num}), got {self.view}")
 
 
 def _project_file(path: str | None, what: str) -> Path:
@@ -113,66 +130,101 @@ def _project_file(path: str | None, what: str) -> Path:
     return full
 
 
-def check_datasetgan(config: dict, test_classes) -> None:
-    """Before training: the synthetic folder is a finished factory output, or the interpreter config,
-    its generator and its trained checkpoint exist; either way its classes map onto the test set's."""
-    from datasetgan.pipeline import class_set, project_path
+def check_datasetgan(config: dict, test_set: str, targets) -> None:
+    """Before training: the synthetic folder is a finished factory output, the interpreter config names its
+    generator and trained checkpoint, or (toy test sets) the in-run interpreter's generator exists; either way
+    its classes map onto the test set's (or its keypoints are the test set's). targets: the test set's class
+    set, or its keypoint names."""
+    from datasetgan.pipeline import project_path, targets as interpreter_targets
     from datasets.synthetic import SyntheticDataset
 
     settings = settings_from(DatasetGANSettings, config, "datasetgan")
     if settings.synthetic:
         folder = project_path(settings.synthetic)
-        class_merge(SyntheticDataset(folder).classes, test_classes, f"datasetgan.synthetic {folder}")
+        data = SyntheticDataset(folder)
+        _check_targets(data.keypoint_names or data.classes, targets, f"datasetgan.synthetic {folder}")
         return
-    if settings.tiny_gan is not None:
-        settings_from(TinyGANSettings, {"tiny_gan": settings.tiny_gan}, "tiny_gan")
+    if settings.interpreter:
+        interp = configs.load(_project_file(settings.interpreter, "datasetgan.interpreter"))
+        where = f"interpreter config {settings.interpreter}"
+        _project_file((interp.get("generator") or {}).get("checkpoint"), f"{where}: generator.checkpoint")
+        _project_file(interp.get("checkpoint"), f"{where}: checkpoint (train it: benchmark interpreter train)")
+        try:
+            made = interpreter_targets(interp)
+        except KeyError as e:
+            raise configs.ConfigError(f"{where}: {e.args[0]}") from None
+        _check_targets(made, targets, where)
         return
-    interp = configs.load(_project_file(settings.interpreter, "datasetgan.interpreter"))
-    where = f"interpreter config {settings.interpreter}"
-    _project_file((interp.get("generator") or {}).get("checkpoint"), f"{where}: generator.checkpoint")
-    _project_file(interp.get("checkpoint"), f"{where}: checkpoint (train it: benchmark interpreter train)")
-    try:
-        classes = class_set(interp.get("classes", ""))
-    except KeyError as e:
-        raise configs.ConfigError(f"{where}: {e.args[0]}") from None
-    class_merge(classes, test_classes, where)
+    if test_set not in TOY_TEST_SETS:
+        raise configs.ConfigError(f"test set {test_set}: set datasetgan.interpreter (a trained interpreter config) "
+                                  f"or datasetgan.synthetic (a generated folder); the in-run interpreter is for "
+                                  f"toy sets")
+    toy = settings_from(ToyInterpreterSettings, {"t": settings.toy_interpreter}, "t")
+    if toy.generator != "tiny":
+        from datasetgan.loaders import load_generator_any
+
+        path = _project_file(toy.generator, "datasetgan.toy_interpreter.generator")
+        resolution = settings_from(ToyData, config, "toy").resolution
+        if load_generator_any(path).cfg.resolution != resolution:
+            raise configs.ConfigError(f"toy.resolution {resolution} differs from the resolution of "
+                                      f"datasetgan.toy_interpreter.generator {path}; the labelled toy images are "
+                                      f"inverted into it")
 
 
-def _generate(ctx: Context, settings: DatasetGANSettings) -> Path:
-    """Label `settings.num` samples with the variant's interpreter (trained first when it is the stand-in)
-    into work/synthetic-<interpreter digest> (resumable) and return that folder."""
+def _check_targets(made, wanted, where: str) -> None:
+    """A synthetic set's classes must map onto the test set's; its keypoints must be the test set's."""
+    if isinstance(wanted, tuple) or isinstance(made, tuple):
+        if tuple(made) != tuple(wanted):
+            raise configs.ConfigError(f"{where}: its targets ({len(made)}) are not the test set's "
+                                      f"{len(wanted)} keypoints")
+        return
+    class_merge(made, wanted, where)
+
+
+def _interpreter(ctx: Context, settings: DatasetGANSettings) -> dict:
+    """The variant's trained interpreter config: the user's, or the one made in the run on the labelled images."""
+    if settings.interpreter:
+        return configs.load(_project_file(settings.interpreter, "datasetgan.interpreter"))
+    toy = settings_from(ToyInterpreterSettings, {"t": settings.toy_interpreter}, "t")
+    indices = labelled_indices(ctx.config)
+    labelled = toy_split(ctx.data_dir, "labelled", max(indices) + 1, ToySettings(resolution=ctx.toy.resolution))
+    return trained(interpreter_config(labelled, indices, toy, ctx.shared / "interpreters", ctx.task), ctx.device)
+
+
+def synthetic_folder(ctx: Context, settings: DatasetGANSettings) -> Path:
+    """Generate `settings.num` labelled samples with the variant's interpreter into
+    shared/synthetic-<interpreter digest>-<shard size> (resumable; reused by every run of that interpreter)."""
     from datasetgan.factory import FactorySettings, generate
-    from datasetgan.pipeline import labeler_from_config, project_path, train_from_config
+    from datasetgan.pipeline import labeler_from_config, project_path
 
-    interp = _interpreter_config(ctx, settings)
-    if settings.tiny_gan is not None and not Path(interp["checkpoint"]).exists():
-        train_from_config(interp, ctx.device)
+    interp = _interpreter(ctx, settings)
     backbone, labeler, classes, size, crop_rows = labeler_from_config(interp, ctx.device)
-    folder = ctx.work / f"synthetic-{_file_digest(project_path(interp['checkpoint']))}"
+    digest = file_digest(project_path(interp["checkpoint"]))
+    folder = ctx.shared / f"synthetic-{digest}-{settings.shard_size}"
     factory = FactorySettings(num=settings.num, shard_size=settings.shard_size, filter_ratio=settings.filter_ratio)
     generate(backbone, labeler, classes, folder, factory, size, crop_rows)
     return folder
 
 
 def datasetgan(ctx: Context) -> tuple[np.ndarray, dict]:
-    """DeepLab on a filtered synthetic set: `datasetgan.synthetic` as given, or generated once per
-    trained interpreter."""
+    """DeepLab on a filtered synthetic set: `datasetgan.synthetic` as given, or the first `num` (or `view`)
+    samples the variant's interpreter generates with the `filter_ratio` most uncertain of them dropped."""
     from datasetgan.pipeline import project_path
     from datasets.synthetic import SyntheticDataset
 
     settings = settings_from(DatasetGANSettings, ctx.config, "datasetgan")
-    folder = project_path(settings.synthetic) if settings.synthetic else _generate(ctx, settings)
-    data = SyntheticDataset(folder)
-    synthetic = load_images(data, None, class_merge(data.classes, ctx.test.classes, str(folder)),
-                            ctx.segmentation.resolution, str(folder))
-    key = short_hash([str(folder.resolve()), (folder / "index.json").read_text()])
-    return ctx.train(synthetic, f"deeplab-{key}"), {"synthetic": str(folder), "synthetic_kept": len(synthetic),
-                                                    "synthetic_classes": data.classes.name}
-
-
-def _file_digest(path: Path) -> str:
-    """The first 8 hex digits of a file's SHA-256."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+    if settings.synthetic:
+        folder = project_path(settings.synthetic)
+        data = SyntheticDataset(folder)
+    else:
+        folder = synthetic_folder(ctx, settings)
+        data = SyntheticDataset(folder, settings.view or settings.num, settings.filter_ratio)
+    merge = None if ctx.task == "keypoints" else class_merge(data.classes, ctx.test.classes, str(folder))
+    synthetic = ctx.images(data, None, merge, str(folder))
+    key = short_hash([str(folder.resolve()), data.seeds])
+    return ctx.train(synthetic, f"deeplab-{key}"), {
+        "synthetic": str(folder), "synthetic_kept": len(synthetic),
+        "synthetic_targets": "keypoints" if ctx.task == "keypoints" else data.classes.name}
 
 
 @dataclass(frozen=True)
@@ -186,28 +238,38 @@ class TransferSettings:
     fill: tuple[float, float] = (0.45, 0.7)         # the target's is (0.65, 0.95)
 
 
-def transfer(ctx: Context) -> tuple[np.ndarray, dict]:
-    """Pretrain on the source domain, then fine-tune a fresh last layer alone on the few labelled images."""
+def pretrained_on_source(ctx: Context) -> torch.nn.Module:
+    """DeepLab trained on the source domain's part segmentation, once per setting under shared/."""
     settings = settings_from(TransferSettings, ctx.config, "transfer")
     source_world = ToySettings(resolution=ctx.toy.resolution, elevation=settings.elevation, fov=settings.fov,
                                fill=settings.fill)
     # the unlabelled split's seeds drawn at the source setting: no test or labelled image is seen
-    source = ctx.toy_images("unlabelled", settings.source_images, source_world, merge=CAR_12_TO_5)
+    data = toy_split(ctx.data_dir, "unlabelled", settings.source_images, source_world)
+    source = load_images(data, settings.source_images, CAR_12_TO_5, ctx.segmentation.resolution, "transfer source")
     pretrain = replace(ctx.segmentation, epochs=settings.source_epochs)
     net = build_network(pretrain, len(source.classes))
-    fit(net, source, None, pretrain, ctx.work / "pretrain", device=ctx.device, desc=f"{ctx.test_set} pretrain")
-    replace_last_layer(net, len(ctx.test.classes), ctx.segmentation.seed)
+    folder = ctx.shared / f"transfer-source-{short_hash([asdict(settings), asdict(pretrain), ctx.toy.resolution])}"
+    fit(net, source, None, pretrain, folder, device=ctx.device, desc=f"{ctx.test_set} transfer source")
+    return net
+
+
+def transfer(ctx: Context) -> tuple[np.ndarray, dict]:
+    """Pretrain on the source domain, then fine-tune a fresh last layer alone on the few labelled images."""
+    net = pretrained_on_source(ctx)
+    replace_last_layer(net, ctx.test.num_outputs, ctx.segmentation.seed)
     net.requires_grad_(False)
     last_layer(net).requires_grad_(True)
-    labelled = ctx.toy_images("labelled", ctx.toy.labelled)
+    labelled = ctx.labelled()
+    settings = settings_from(TransferSettings, ctx.config, "transfer")
     return ctx.train(labelled, "finetune", net=net), {"training_images": len(labelled),
-                                                      "source": {**asdict(settings), "classes": source.classes.name}}
+                                                      "source": {**asdict(settings),
+                                                                 "classes": CAR_12_TO_5.target.name}}
 
 
 def semi(ctx: Context) -> tuple[np.ndarray, dict]:
     """s4GAN on the few labelled images and the unlabelled pool."""
     settings = settings_from(S4GANSettings, ctx.config, "semi")
-    labelled = ctx.toy_images("labelled", ctx.toy.labelled)
+    labelled = ctx.labelled()
     unlabelled = ctx.toy_images("unlabelled", settings.unlabelled).images
     objective = S4GAN(unlabelled, len(ctx.test.classes), settings, torch.device(ctx.device), ctx.segmentation.seed)
     return ctx.train(labelled, "s4gan", objective=objective), {"training_images": len(labelled),
@@ -215,9 +277,10 @@ def semi(ctx: Context) -> tuple[np.ndarray, dict]:
 
 
 VARIANTS = {"transfer": transfer, "semi": semi, "datasetgan": datasetgan, "supervised": supervised}
+KEYPOINT_VARIANTS = ("transfer", "datasetgan", "supervised")   # the paper's Table 2 rows
 
 
 def work_key(config: dict, variant: str) -> str:
     """Folder name of a variant's work: its name and a hash of everything that shapes its training."""
-    keys = ("toy", "segmentation", "roots", variant)
+    keys = ("task", "toy", "labelled", "segmentation", "keypoints", "roots", variant)
     return f"{variant}-{short_hash({k: config.get(k) for k in keys})}"

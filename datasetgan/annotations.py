@@ -26,7 +26,7 @@ from datasets.files import read_text, require_file
 class Annotation:
     """One annotated GAN sample.
 
-    labels: int64 (H, W) in [0, K).
+    labels: int64 (H, W) in [0, K); in keypoint mode float32 (K, 3) keypoints (x, y, visible) in label pixels.
     ws: float (num_ws, w_dim) w+ latent (from inversion or an earlier mapping), or None;
     z: float (z_dim,) latent to be mapped (with the backbone's truncation), when ws is None.
     noise_seeds: the seed whose fixed noise redraws the image; None = the generator's constant noise.

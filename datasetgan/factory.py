@@ -4,14 +4,17 @@ Layout of an output folder:
 
     shards/shard_000000/   one folder per `shard_size` consecutive seeds, renamed into place whole:
         seed000000.png         the image (at label resolution)
-        seed000000_label.png   uint8 class indices
-        seed000000_js.npy      float16 (H, W) per-pixel JS divergence of the ensemble
-        samples.json           per seed: z, image uncertainty score
+        seed000000_label.png   uint8 class indices (segmentation)
+        seed000000_js.npy      float16 (H, W) per-pixel JS divergence of the ensemble (segmentation)
+        samples.json           per seed: z, image uncertainty score, and keypoints [[x, y, visible], ...]
+                               in label pixels (keypoints)
     index.json              written once every shard exists: the kept seeds after dropping the
-                            `filter_ratio` most uncertain images, with the settings
+                            `filter_ratio` most uncertain images (datasets.synthetic.filter_uncertain),
+                            with the settings and the class names (or keypoint names)
     coco.json               with --format coco: the kept samples as COCO, one RLE mask per class
 
-An interrupted run resumes: finished shards are never redone, a half-written one is redone.
+An interrupted run resumes: finished shards are never redone, a half-written one is redone, and so
+is a shorter last shard of a run with fewer samples.
 Under torchrun each rank writes the shards i with i % WORLD_SIZE == RANK.
 """
 from __future__ import annotations
@@ -32,9 +35,11 @@ from tqdm import tqdm
 from datasetgan.backbone import Backbone, Synthesized
 from datasets.base import ClassSet
 from datasets.files import atomic_write
+from datasets.synthetic import filter_uncertain, shard_file
 
-# A labeler maps generated samples to (labels int64 (B, H, W), js float (B, H, W), score float (B,)).
-Labeler = Callable[[Synthesized], tuple[Tensor, Tensor, Tensor]]
+# A labeler maps generated samples to (labels int64 (B, H, W), js float (B, H, W), score float (B,)), higher
+# scores less certain; a keypoint labeler to (keypoints float (B, K, 3) (x, y, visible) in label pixels, None, score).
+Labeler = Callable[[Synthesized], tuple[Tensor, Tensor | None, Tensor]]
 
 
 @dataclass(frozen=True)
@@ -60,16 +65,19 @@ def image_at_label_grid(image: Tensor, size: tuple[int, int], crop_rows: tuple[i
     return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1)
 
 
-def generate(backbone: Backbone, labeler: Labeler, classes: ClassSet, out: Path, settings: FactorySettings,
-             label_size: tuple[int, int], crop_rows: tuple[int, int] | None = None, rank: int = 0,
-             world: int = 1) -> dict | None:
-    """Write this rank's shards, then (if every shard exists) index.json and coco.json. Returns the
-    index when it was written."""
+def generate(backbone: Backbone, labeler: Labeler, classes: ClassSet | tuple[str, ...], out: Path,
+             settings: FactorySettings, label_size: tuple[int, int], crop_rows: tuple[int, int] | None = None,
+             rank: int = 0, world: int = 1) -> dict | None:
+    """Write this rank's shards, then (if every shard exists) index.json and coco.json. `classes`: the class
+    set of a segmentation labeler, or the keypoint names of a keypoint labeler. Returns the index when it was
+    written."""
     out = Path(out)
+    if settings.coco and not isinstance(classes, ClassSet):
+        raise ValueError("COCO export is for segmentation labels; this labeler gives keypoints")
     seeds = list(range(settings.first_seed, settings.first_seed + settings.num))
     shards = [seeds[i:i + settings.shard_size] for i in range(0, len(seeds), settings.shard_size)]
-    mine = [i for i in range(len(shards)) if i % world == rank and not _shard_dir(out, i).exists()]
-    bar = tqdm(total=sum(len(shards[i]) for i in mine), desc="labelled pairs", unit="pair")
+    mine = [i for i in range(len(shards)) if i % world == rank and not _finished(out, i, len(shards[i]))]
+    bar = tqdm(total=sum(len(shards[i]) for i in mine), desc="labelled pairs", unit="pair", disable=not mine)
     for i in mine:
         tmp = out / "shards" / f".tmp-shard_{i:06d}"
         shutil.rmtree(tmp, ignore_errors=True)  # a half-written shard from an interrupted run
@@ -83,14 +91,18 @@ def generate(backbone: Backbone, labeler: Labeler, classes: ClassSet, out: Path,
             for k, seed in enumerate(chunk):
                 name = f"seed{seed:06d}"
                 Image.fromarray(images[k]).save(tmp / f"{name}.png")
+                records[str(seed)] = {"score": float(score[k]), "z": backbone.z([seed])[0].cpu().tolist()}
+                if js is None:
+                    records[str(seed)]["keypoints"] = labels[k].cpu().tolist()
+                    continue
                 Image.fromarray(labels[k].cpu().numpy().astype(np.uint8)).save(tmp / f"{name}_label.png")
                 np.save(tmp / f"{name}_js.npy", js[k].cpu().numpy().astype(np.float16))
-                records[str(seed)] = {"score": float(score[k]), "z": backbone.z([seed])[0].cpu().tolist()}
             bar.update(len(chunk))
         (tmp / "samples.json").write_text(json.dumps(records))
+        shutil.rmtree(_shard_dir(out, i), ignore_errors=True)  # a shorter last shard of a smaller run
         os.replace(tmp, _shard_dir(out, i))
     bar.close()
-    if not all(_shard_dir(out, i).exists() for i in range(len(shards))):
+    if not all(_finished(out, i, len(shards[i])) for i in range(len(shards))):
         return None
     return _write_index(out, shards, classes, settings)
 
@@ -99,17 +111,23 @@ def _shard_dir(out: Path, index: int) -> Path:
     return out / "shards" / f"shard_{index:06d}"
 
 
-def _write_index(out: Path, shards: list[list[int]], classes: ClassSet, settings: FactorySettings) -> dict:
-    """Keep all but the `filter_ratio` most uncertain images (ties by seed) and record them."""
+def _finished(out: Path, index: int, size: int) -> bool:
+    """Shard `index` exists whole with at least `size` seeds (a run with fewer samples may end on a shorter one)."""
+    samples = _shard_dir(out, index) / "samples.json"
+    return samples.exists() and len(json.loads(samples.read_text())) >= size
+
+
+def _write_index(out: Path, shards: list[list[int]], classes: ClassSet | tuple[str, ...],
+                 settings: FactorySettings) -> dict:
+    """Keep all but the `filter_ratio` most uncertain images and record them."""
     scores = {}
-    for i in range(len(shards)):
-        scores.update({int(s): r["score"] for s, r in json.loads((_shard_dir(out, i) / "samples.json").read_text()).items()})
-    ranked = sorted(scores, key=lambda s: (-scores[s], s))
-    dropped = ranked[:int(round(len(ranked) * settings.filter_ratio))]
-    kept = sorted(set(scores) - set(dropped))
-    index = {"settings": asdict(settings), "classes": list(classes.names), "kept": kept, "dropped": sorted(dropped),
-             "files": {str(s): f"shards/shard_{(s - settings.first_seed) // settings.shard_size:06d}/seed{s:06d}"
-                       for s in kept}}
+    for i, seeds in enumerate(shards):
+        samples = json.loads((_shard_dir(out, i) / "samples.json").read_text())
+        scores.update({s: samples[str(s)]["score"] for s in seeds})
+    kept, dropped = filter_uncertain(scores, settings.filter_ratio)
+    names = {"classes": list(classes.names)} if isinstance(classes, ClassSet) else {"keypoint_names": list(classes)}
+    index = {"settings": asdict(settings), **names, "kept": kept, "dropped": dropped,
+             "files": {str(s): shard_file(s, settings.first_seed, settings.shard_size) for s in kept}}
     _atomic_text(out / "index.json", json.dumps(index, indent=1))
     if settings.coco:
         _atomic_text(out / "coco.json", json.dumps(to_coco(out, index, classes)))

@@ -15,7 +15,8 @@ Deviations: a training image contributes a sample of its pixels (`pixels_per_ima
 `min_samples_per_region` of them or all it has) instead of all of them (None restores the official: 160 GB for 16
 face images); pixels labelled IGNORE (255) are never used; a final minibatch of one pixel is skipped (batch norm
 cannot train on it). Keypoint mode (not in the official release): one output per keypoint regressing a Gaussian
-heatmap (`heatmap_sigma`) with an L2 loss; the ensemble's mean heatmap's maximum is the keypoint.
+heatmap (`heatmap_sigma`) with an L2 loss, all zero for a keypoint that is not visible; the ensemble's mean
+heatmap's maximum is the keypoint, and its value (about 1 on a visible keypoint, about 0 otherwise) its visibility.
 
 Evaluation is linear-first (datasetgan.linear_first); `naive_member_outputs` and `predict_naive` are the official
 computation, kept only as the reference for tests and benchmarks.
@@ -151,6 +152,7 @@ class Prediction:
     js: float (B, H, W) >= 0: JS divergence of the members' softmaxes in nats (segmentation).
     score: float (B,): mean of the top 10% of js per image; higher is less certain (segmentation).
     keypoints: float (B, K, 2) (x, y): pixel centre of each mean heatmap's maximum (keypoint mode; else None).
+    peaks: float (B, K): the value of that maximum, about 1 for a visible keypoint and 0 for one that is not.
     maps: float (B, K, H, W): mean softmax (segmentation) or mean heatmap (keypoints), only when asked.
     """
 
@@ -158,6 +160,7 @@ class Prediction:
     js: Tensor | None = None
     score: Tensor | None = None
     keypoints: Tensor | None = None
+    peaks: Tensor | None = None
     maps: Tensor | None = None
 
 
@@ -219,7 +222,7 @@ class _Collector:
             return Prediction(labels=self.labels, js=self.js, score=image_score(self.js), maps=self.maps)
         w = self.config.grid.size
         xy = torch.stack([self.where % w, self.where // w], -1).float() + 0.5
-        return Prediction(keypoints=xy, maps=self.maps)
+        return Prediction(keypoints=xy, peaks=self.best, maps=self.maps)
 
 
 def _check_features(features: Sequence[Tensor], config: InterpreterConfig, batched: bool, name: str) -> None:
@@ -294,14 +297,17 @@ def drop_small_classes(labels: Tensor, min_pixels: int) -> Tensor:
     return torch.where(torch.isin(labels, small), 0, labels)
 
 
-def heatmaps(keypoints: Tensor, pixels: Tensor, width: int, sigma: float) -> Tensor:
-    """keypoints: float (K, 3) rows (x, y, visible) in pixel coordinates (pixel centres at integer + 0.5);
-    pixels: int64 (N,) flat indices into an (H, width) grid -> float (N, K) Gaussian heatmap values
-    exp(-d^2 / (2 sigma^2)) at the pixel centres, NaN for keypoints not visible."""
-    centres = torch.stack([pixels % width, pixels // width], -1).float() + 0.5
-    d2 = (centres[:, None] - keypoints[None, :, :2]).square().sum(-1)
-    values = torch.exp(-d2 / (2 * sigma ** 2))
-    return torch.where(keypoints[:, 2] > 0, values, math.nan)
+def gaussian_heatmaps(keypoints: Tensor, height: int, width: int, sigma: float) -> Tensor:
+    """keypoints: float (..., K, 3) rows (x, y, visible) in pixel coordinates (pixel centres at integer + 0.5)
+    -> float (..., K, H, W) Gaussian heatmaps exp(-d^2 / (2 sigma^2)) at the pixel centres, d the distance to the
+    keypoint; all zero for a keypoint not visible (hidden or outside the image: no peak is the right answer).
+    The one definition of a keypoint target: the interpreter's and the downstream networks' (benchmark)."""
+    ys = torch.arange(height, dtype=keypoints.dtype, device=keypoints.device) + 0.5
+    xs = torch.arange(width, dtype=keypoints.dtype, device=keypoints.device) + 0.5
+    dx = (xs - keypoints[..., 0, None]).square()[..., None, :]   # (..., K, 1, W)
+    dy = (ys - keypoints[..., 1, None]).square()[..., :, None]   # (..., K, H, 1)
+    maps = torch.exp(-(dx + dy) / (2 * sigma ** 2))
+    return maps * (keypoints[..., 2] > 0)[..., None, None]
 
 
 def _regions(target: Tensor, config: InterpreterConfig) -> list[Tensor]:
@@ -311,9 +317,8 @@ def _regions(target: Tensor, config: InterpreterConfig) -> list[Tensor]:
     if config.mode == "segmentation":
         flat = target.flatten()
         return [(flat == c).nonzero()[:, 0] for c in flat.unique() if c != IGNORE]
-    everything = torch.arange(h * w)
-    near = heatmaps(target, everything, w, config.heatmap_sigma) >= math.exp(-4.5)  # within 3 sigma
-    return [near[:, k].nonzero()[:, 0] for k in range(near.shape[1]) if near[:, k].any()] + [everything]
+    near = gaussian_heatmaps(target, h, w, config.heatmap_sigma).flatten(1) >= math.exp(-4.5)  # within 3 sigma
+    return [row.nonzero()[:, 0] for row in near if row.any()] + [torch.arange(h * w)]
 
 
 def sample_pixels(regions: list[Tensor], budget: int | None, floor: int, generator: torch.Generator) -> Tensor:
@@ -364,11 +369,10 @@ class EarlyStopping:
 
 
 def _loss(outputs: Tensor, targets: Tensor) -> Tensor:
-    """Cross-entropy on int64 class targets (N,); L2 over the visible entries of float heatmap targets (N, K)."""
+    """Cross-entropy on int64 class targets (N,); mean squared error on float heatmap targets (N, K)."""
     if targets.dtype == torch.int64:
         return F.cross_entropy(outputs, targets)
-    visible = ~targets.isnan()
-    return (outputs - targets.nan_to_num()).square().mul(visible).sum() / visible.sum().clamp(min=1)
+    return F.mse_loss(outputs, targets)
 
 
 def train_ensemble(features_per_image: Iterable[Sequence[Tensor]], labels: Sequence[Tensor],
@@ -404,7 +408,9 @@ def train_ensemble(features_per_image: Iterable[Sequence[Tensor]], labels: Seque
     if config.mode == "segmentation":
         y = torch.cat([t.flatten()[p] for t, p in zip(targets, pixels)])
     else:
-        y = torch.cat([heatmaps(t, p, width, config.heatmap_sigma) for t, p in zip(targets, pixels)])
+        h = config.grid.shape[0]
+        y = torch.cat([gaussian_heatmaps(t, h, width, config.heatmap_sigma).flatten(1)[:, p].T
+                       for t, p in zip(targets, pixels)])
 
     ensemble = PixelEnsemble(config).to(device)
     bar = tqdm(ensemble.members, desc="interpreter members", disable=not progress)

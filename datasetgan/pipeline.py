@@ -5,8 +5,11 @@ A config is a mapping with:
     generator:   {checkpoint: PATH}                         ours, a stylegan2-ada pickle or a rosinality .pt
                  {stylegan1: cat|car|face, checkpoint: PATH, avg_latent: PATH (optional)}
     classes:     a class-set name (datasets.classes.CLASS_SETS)
+    keypoints:   keypoint mode (interpreter: {mode: keypoints}) instead of classes: a KEYPOINT_SETS name
     annotations: {kind: inverted, latents: PATH.npy, labels: DIR}   w+ from `benchmark gan project` (the image
-                      names in inversion.json beside the latents) and label PNGs of the same names in DIR
+                      names in inversion.json beside the latents) and label PNGs of the same names in DIR;
+                      in keypoint mode `keypoints: DIR` instead of labels: <image stem>.json files holding
+                      {"keypoints": [[x, y, visible], ...]} in label pixels (the toy world's annotations/)
                  {kind: release, root: DIR, name: car-20|face-34|cat-16|...}   the DatasetGAN release (z codes)
                  {kind: masks|labelme, files: DIR, latents: PATH.npy, latent: z|ws}   one latent row per sorted file
     interpreter: InterpreterConfig fields to override (e.g. ensemble_size)
@@ -27,10 +30,13 @@ from datasetgan.interpreter import InterpreterConfig, load_ensemble, predict, sa
 from datasetgan.loaders import load_generator_any
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS, load_stylegan1
 from datasets.base import ClassSet, DatasetFormatError
-from datasets.classes import CLASS_SETS
-from datasets.files import list_files, read_npy
+from datasets.classes import CLASS_SETS, CUB_KEYPOINTS
+from datasets.files import list_files, read_npy, read_text
+from datasets.toy import KEYPOINT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
+KEYPOINT_SETS = {"toy-car": KEYPOINT_NAMES, "cub": CUB_KEYPOINTS}
+VISIBLE_PEAK = 0.5  # a generated keypoint is visible when the ensemble's mean heatmap peaks at least this high
 
 
 def project_path(path: str | Path) -> Path:
@@ -66,8 +72,30 @@ def class_set(name: str) -> ClassSet:
     return CLASS_SETS[name]
 
 
-def load_annotations(spec: dict, classes: ClassSet, size: tuple[int, int]) -> list[Annotation]:
-    """The annotated latents of a config's `annotations` entry; labels checked against `size` (H, W)."""
+def targets(config: dict) -> ClassSet | tuple[str, ...]:
+    """What a config's interpreter predicts: its class set, or in keypoint mode its keypoint names."""
+    if (config.get("interpreter") or {}).get("mode") != "keypoints":
+        return class_set(_require(config, "classes", "config"))
+    name = _require(config, "keypoints", "config (keypoint mode)")
+    if name not in KEYPOINT_SETS:
+        raise KeyError(f"unknown keypoint set {name!r}; valid: {', '.join(KEYPOINT_SETS)}")
+    return KEYPOINT_SETS[name]
+
+
+def _read_keypoints(path: Path, count: int) -> np.ndarray:
+    """float32 (K, 3) (x, y, visible) from a JSON file's "keypoints", K = count."""
+    try:
+        keypoints = np.asarray(json.loads(read_text(path, "keypoint annotation"))["keypoints"], np.float32)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise DatasetFormatError(path, f"JSON with \"keypoints\": [[x, y, visible], ...] ({e})") from None
+    if keypoints.shape != (count, 3):
+        raise DatasetFormatError(path, f"{count} keypoints of (x, y, visible), got shape {keypoints.shape}")
+    return keypoints
+
+
+def load_annotations(spec: dict, classes: ClassSet | tuple[str, ...], size: tuple[int, int]) -> list[Annotation]:
+    """The annotated latents of a config's `annotations` entry; labels checked against `size` (H, W).
+    classes: the class set, or the keypoint names in keypoint mode (inverted annotations only)."""
     kind = _require(spec, "kind", "annotations")
     if kind == "inverted":
         latents = project_path(_require(spec, "latents", "annotations"))
@@ -75,6 +103,10 @@ def load_annotations(spec: dict, classes: ClassSet, size: tuple[int, int]) -> li
         ws = torch.from_numpy(read_npy(latents, "inverted w+ latents")).float()
         if len(ws) != len(names):
             raise DatasetFormatError(latents, f"{len(names)} latents, one per image of inversion.json")
+        if not isinstance(classes, ClassSet):
+            folder = project_path(_require(spec, "keypoints", "annotations (keypoint mode)"))
+            return [Annotation(_read_keypoints(folder / f"{Path(name).stem}.json", len(classes)),
+                               str(folder / f"{Path(name).stem}.json"), ws=w) for name, w in zip(names, ws)]
         folder = project_path(_require(spec, "labels", "annotations"))
         return [Annotation(check_labels(read_mask_png(folder / name, classes), size, classes, str(folder / name)),
                            str(folder / name), ws=w) for name, w in zip(names, ws)]
@@ -97,11 +129,15 @@ def load_annotations(spec: dict, classes: ClassSet, size: tuple[int, int]) -> li
         return [Annotation(check_labels(read(f, classes), size, classes, str(f)), str(f),
                            ws=torch.from_numpy(v).float() if as_ws else None, z=None if as_ws else v.astype(np.float32))
                 for f, v in zip(files, latents)]
+    if not isinstance(classes, ClassSet):
+        raise DatasetFormatError("annotations", f"kind inverted in keypoint mode; got {kind!r}")
     raise DatasetFormatError("annotations", f"kind one of inverted, release, masks, labelme; got {kind!r}")
 
 
-def interpreter_config(config: dict, backbone: Backbone, resolution: int, crop_rows, classes: ClassSet) -> InterpreterConfig:
-    """InterpreterConfig for this backbone's feature layout and label grid, with the config's overrides."""
+def interpreter_config(config: dict, backbone: Backbone, resolution: int, crop_rows,
+                       classes: ClassSet | tuple[str, ...]) -> InterpreterConfig:
+    """InterpreterConfig for this backbone's feature layout and label grid (one output per class or keypoint),
+    with the config's overrides."""
     probe = backbone.sample([0]).features
     return InterpreterConfig(num_classes=len(classes), feature_channels=tuple(f.shape[1] for f in probe),
                              resolution=resolution, crop_rows=tuple(crop_rows) if crop_rows else None,
@@ -111,7 +147,7 @@ def interpreter_config(config: dict, backbone: Backbone, resolution: int, crop_r
 def train_from_config(config: dict, device: str = "cpu") -> Path:
     """Train the ensemble a config describes and write it to the config's `checkpoint`; returns that path."""
     backbone, resolution, crop_rows = load_backbone(_require(config, "generator", "config"), device)
-    classes = class_set(_require(config, "classes", "config"))
+    classes = targets(config)
     cfg = interpreter_config(config, backbone, resolution, crop_rows, classes)
     annotations = load_annotations(_require(config, "annotations", "config"), classes, cfg.grid.shape)
     ensemble = train_ensemble(features_of(backbone, annotations), [torch.from_numpy(a.labels) for a in annotations],
@@ -123,15 +159,25 @@ def train_from_config(config: dict, device: str = "cpu") -> Path:
 
 
 def labeler_from_config(config: dict, device: str = "cpu"):
-    """(backbone, labeler, classes, label size, crop rows) for the factory, from a config and its trained ensemble."""
+    """(backbone, labeler, classes, label size, crop rows) for the factory, from a config and its trained ensemble.
+    In keypoint mode `classes` is the keypoint names and the labeler gives keypoints (see keypoint_labels)."""
     backbone, _, crop_rows = load_backbone(_require(config, "generator", "config"), device)
     ensemble, cfg = load_ensemble(project_path(_require(config, "checkpoint", "config")), device)
 
     def labeler(sample):
         p = predict(ensemble, sample.features, cfg)
-        return p.labels, p.js, p.score
+        return keypoint_labels(p) if cfg.mode == "keypoints" else (p.labels, p.js, p.score)
 
-    return backbone, labeler, class_set(config["classes"]), cfg.grid.shape, cfg.crop_rows
+    return backbone, labeler, targets(config), cfg.grid.shape, cfg.crop_rows
+
+
+def keypoint_labels(prediction) -> tuple[torch.Tensor, None, torch.Tensor]:
+    """A keypoint-mode Prediction -> (keypoints float (B, K, 3) (x, y, visible), None, score float (B,)):
+    visible where the mean heatmap peaks at VISIBLE_PEAK or more; the image's uncertainty score (ours, the
+    paper defines none for keypoints) is 1 minus its mean peak clipped to [0, 1]: weak peaks, unsure labels."""
+    visible = (prediction.peaks >= VISIBLE_PEAK).float()
+    score = 1 - prediction.peaks.clamp(0, 1).mean(1)
+    return torch.cat([prediction.keypoints, visible[..., None]], -1), None, score
 
 
 def evaluate_by_inversion(config: dict, dataset, count: int, steps: int, device: str = "cpu") -> dict:

@@ -1,5 +1,7 @@
 """Reader of a labelled synthetic dataset written by the label factory (`benchmark generate`): the
-samples index.json kept after uncertainty filtering, with their seeds, scores and JS maps."""
+samples index.json kept after uncertainty filtering, with their seeds, scores and JS maps (part
+labels) or keypoints. A view of the first `num` samples filtered at another ratio reads the same
+files (the ablations of the paper's Tables 3 and 4 need no new generation)."""
 from __future__ import annotations
 
 import json
@@ -9,32 +11,73 @@ import numpy as np
 
 from datasets.base import DatasetFormatError, PartDataset, Sample
 from datasets.classes import CLASS_SETS
-from datasets.files import read_image_and_labels, read_npy
+from datasets.files import read_image_and_labels, read_npy, read_rgb
+
+
+def filter_uncertain(scores: dict[int, float], ratio: float) -> tuple[list[int], list[int]]:
+    """scores: seed -> image uncertainty (higher is less certain) -> (kept, dropped) sorted seeds: the
+    round(ratio * N) most uncertain are dropped, ties by the smaller seed first."""
+    ranked = sorted(scores, key=lambda s: (-scores[s], s))
+    dropped = ranked[:int(round(len(ranked) * ratio))]
+    return sorted(set(scores) - set(dropped)), sorted(dropped)
+
+
+def shard_file(seed: int, first_seed: int, shard_size: int) -> str:
+    """The stem of a seed's files, relative to the output folder."""
+    return f"shards/shard_{(seed - first_seed) // shard_size:06d}/seed{seed:06d}"
 
 
 class SyntheticDataset(PartDataset):
-    """Kept samples of a factory output folder; meta holds the seed and the path of its JS map."""
+    """Kept samples of a factory output folder; meta holds the seed (and the path of its JS map).
 
-    def __init__(self, root: str | Path):
+    num, filter_ratio: a view of the first `num` generated samples (default: all) with the `filter_ratio`
+    most uncertain of them dropped (default: the index's own selection)."""
+
+    def __init__(self, root: str | Path, num: int | None = None, filter_ratio: float | None = None):
         self.root = Path(root)
         index = self.root / "index.json"
         if not index.is_file():
             raise DatasetFormatError(index, "missing; `benchmark generate` writes it once every shard is done")
         data = json.loads(index.read_text())
-        names = tuple(data["classes"])
-        match = [c for c in CLASS_SETS.values() if c.names == names]
-        if not match:
-            raise DatasetFormatError(index, f"a known class set, got classes {list(names)}")
-        self.classes = match[0]
-        self.seeds = data["kept"]
-        self.files = data["files"]
+        self.keypoint_names = tuple(data.get("keypoint_names", ()))
+        if not self.keypoint_names:
+            names = tuple(data["classes"])
+            match = [c for c in CLASS_SETS.values() if c.names == names]
+            if not match:
+                raise DatasetFormatError(index, f"a known class set, got classes {list(names)}")
+            self.classes = match[0]
+        settings = data["settings"]
+        self.first_seed, self.shard_size = settings["first_seed"], settings["shard_size"]
+        if num is None and filter_ratio is None:
+            self.seeds = data["kept"]
+        else:
+            num = settings["num"] if num is None else num
+            if not 0 < num <= settings["num"]:
+                raise DatasetFormatError(index, f"a view of 1..{settings['num']} samples, asked for {num}")
+            ratio = settings["filter_ratio"] if filter_ratio is None else filter_ratio
+            scores = {s: r["score"] for s, r in self._records(range(self.first_seed, self.first_seed + num)).items()}
+            self.seeds = filter_uncertain(scores, ratio)[0]
+
+    def _records(self, seeds) -> dict[int, dict]:
+        """seed -> its samples.json record (score, z, keypoints), read shard by shard."""
+        out, shards = {}, {}
+        for seed in seeds:
+            shard = self.root / shard_file(seed, self.first_seed, self.shard_size)
+            if shard.parent not in shards:
+                shards[shard.parent] = json.loads((shard.parent / "samples.json").read_text())
+            out[seed] = shards[shard.parent][str(seed)]
+        return out
 
     def __len__(self) -> int:
         return len(self.seeds)
 
     def __getitem__(self, i: int) -> Sample:
         seed = self.seeds[i]
-        stem = self.root / self.files[str(seed)]
+        stem = self.root / shard_file(seed, self.first_seed, self.shard_size)
+        if self.keypoint_names:
+            image = read_rgb(Path(f"{stem}.png"))
+            keypoints = np.asarray(self._records([seed])[seed]["keypoints"], np.float32)
+            return Sample(image, None, keypoints, meta={"seed": seed})
         image, labels = read_image_and_labels(Path(f"{stem}.png"), Path(f"{stem}_label.png"))
         return Sample(image, labels, meta={"seed": seed, "js": str(stem) + "_js.npy"})
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from benchmark.protocol import cross_validate, fold_confusions, folds
+from benchmark.protocol import cross_validate, fold_sums, folds
 
 
 def test_folds_are_contiguous_in_sorted_order():
@@ -39,9 +39,9 @@ def test_each_fold_selects_its_epoch_and_the_others_report():
     assert result.mean == pytest.approx(np.mean(expected)) and result.std == pytest.approx(np.std(expected))
 
 
-def test_fold_confusions_sum_each_folds_images():
+def test_fold_sums_add_each_folds_images():
     per_image = np.arange(2 * 4 * 2 * 2).reshape(2, 4, 2, 2)
-    out = fold_confusions(per_image, folds(4, 2))
+    out = fold_sums(per_image, folds(4, 2))
     assert out.shape == (2, 2, 2, 2)
     np.testing.assert_array_equal(out[1, 1], per_image[1, 2] + per_image[1, 3])
 

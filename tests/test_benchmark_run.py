@@ -14,13 +14,15 @@ from benchmark.variants import VARIANTS
 REDUCED = {"toy": {"resolution": 32, "labelled": 2, "pool": 6, "test": 10},
            "segmentation": {"backbone": "mobilenet_v3_large", "epochs": 2, "batch_size": 4, "lr": 1e-4},
            "transfer": {"source_images": 6, "source_epochs": 1}, "semi": {"unlabelled": 4},
-           "datasetgan": {"tiny_gan": {"inversion_steps": 3, "max_epochs": 1}, "num": 8, "shard_size": 4}}
+           "datasetgan": {"toy_interpreter": {"generator": "tiny", "inversion_steps": 3, "mean_samples": 64,
+                                              "ensemble_size": 2, "max_epochs": 1, "pixels_per_image": 256},
+                          "num": 8, "shard_size": 4}}
 
 
-def _run(tmp_path, overrides, *extra):
+def _run(tmp_path, overrides, *extra, suite="parts"):
     user = tmp_path / "user.yaml"
     user.write_text(yaml.safe_dump(overrides))
-    return CliRunner().invoke(cli, ["run", "--suite", "parts", "--profile", "quick", "--config", str(user),
+    return CliRunner().invoke(cli, ["run", "--suite", suite, "--profile", "quick", "--config", str(user),
                                     "--out", str(tmp_path / "out"), *extra])
 
 
@@ -37,29 +39,30 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
     table = pd.read_csv(out / "tables" / "parts.csv")
-    assert table.variant.tolist() == ["transfer", "semi", "datasetgan", "supervised"]   # one row per variant
-    assert table["toy-car-12:miou_mean"].between(0, 100).all() and (table["toy-car-12:miou_std"] >= 0).all()
-    assert table.set_index("variant").loc["datasetgan", "toy-car-12:paper"] == 45.64
+    assert table.row.tolist() == ["transfer", "semi", "datasetgan", "supervised"]   # one row per variant
+    assert table["toy-car-12:miou:mean"].between(0, 100).all() and (table["toy-car-12:miou:std"] >= 0).all()
+    assert table.set_index("row").loc["datasetgan", "toy-car-12:miou:paper"] == 45.64
     assert "$\\pm$" in (out / "tables" / "parts.tex").read_text()
     records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/record.json"))]
     assert len(records) == 4
     r = records[0]
     assert r["config"]["toy"] == REDUCED["toy"] and r["environment"]["packages"]["torch"]
-    assert len(r["cross_validation"]["scores"]) == 5 and r["folds"][0] == [0, 1]
+    assert len(r["cross_validation"]["miou"]["scores"]) == 5 and r["folds"][0] == [0, 1]
+    assert r["cell"] == {"table": "1", "row": "transfer", "column": "toy-car-12", "round": 0}
     assert len(r["confusion_per_epoch_and_fold"]) == 2 and r["seeds"]["segmentation"] == 0
     again = _run(tmp_path, REDUCED)   # resumes from the finished checkpoints: nothing is trained again
     assert again.exit_code == 0, again.output
     assert len(list((out / "runs").glob("*/record.json"))) == 8
     rerun = pd.read_csv(out / "tables" / "parts.csv")
-    assert (rerun["toy-car-12:records"] == 2).all()
-    pd.testing.assert_series_equal(rerun["toy-car-12:miou_mean"], table["toy-car-12:miou_mean"])
+    assert (rerun["toy-car-12:miou:records"] == 2).all()
+    pd.testing.assert_series_equal(rerun["toy-car-12:miou:mean"], table["toy-car-12:miou:mean"])
     # a finished synthetic set given as such, merged onto a 5-class test set
     synthetic = next((out / "work").rglob("synthetic-*"))
     given = _run(tmp_path, {**REDUCED, "variants": ["datasetgan"], "test_sets": ["toy-car-5"],
                             "datasetgan": {"synthetic": str(synthetic)}})
     assert given.exit_code == 0, given.output
-    record = json.loads(max((out / "runs").glob("*toy-car-5-datasetgan/record.json")).read_text())
-    assert record["facts"]["synthetic_classes"] == "car-12" and len(record["classes"]) == 6
+    record = json.loads(max((out / "runs").glob("*datasetgan-toy-car-5/record.json")).read_text())
+    assert record["facts"]["synthetic_targets"] == "car-12" and len(record["classes"]) == 6
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -73,6 +76,8 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     ({"segmentation": {"pretrained": "/no/such/weights.pt"}}, "no such file /no/such/weights.pt"),
     ({"datasetgan": {"interpreter": "/no/such/interp.yaml"}}, "no such file /no/such/interp.yaml"),
     ({"miou": "mean"}, "miou must be one of official, mmseg"),
+    ({"datasetgan": {"toy_interpreter": {"generator": "checkpoints/toy-car-gan.pt"}}}, "toy.resolution 32 differs"),
+    ({"labelled": [0, 0]}, "labelled must be distinct indices"),
 ])
 def test_bad_input_stops_before_training(tmp_path, overrides, message):
     result = _run(tmp_path, overrides)
@@ -108,9 +113,20 @@ def test_a_merge_to_the_test_classes_is_accepted(tmp_path):
     check({**configs.resolve("parts", "quick"), **overrides, "test_sets": ["toy-car-5"]})
 
 
-def test_keypoint_suite_is_refused_clearly(tmp_path):
-    result = CliRunner().invoke(cli, ["run", "--suite", "keypoints", "--profile", "quick", "--out", str(tmp_path)])
-    assert result.exit_code != 0 and "not implemented yet" in result.output
+@pytest.mark.parametrize("overrides, message", [
+    ({"variants": ["semi"]}, "keypoint variants are transfer, datasetgan, supervised"),
+    ({"test_sets": ["toy-car-12"]}, "'toy-car-12' is not a keypoint test set; valid: toy-car-keypoints"),
+    ({"keypoints": {"thresholds": []}}, "must be positive"),
+])
+def test_keypoint_suite_problems_stop_before_training(tmp_path, overrides, message):
+    result = _run(tmp_path, overrides, suite="keypoints")
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_a_keypoint_test_set_in_a_segmentation_suite(tmp_path):
+    result = _run(tmp_path, {"test_sets": ["toy-car-keypoints"]})
+    assert result.exit_code != 0 and "set task: keypoints" in result.output
 
 
 def test_a_missing_synthetic_dataset_root(tmp_path):
@@ -151,7 +167,7 @@ def test_a_real_test_set_runs_the_datasetgan_variant(tmp_path):
     assert result.exit_code == 0, result.output
     record = json.loads(next((tmp_path / "out" / "runs").glob("*/record.json")).read_text())
     assert record["test_set"] == "cat-16" and len(record["classes"]) == 16 and record["folds"] == [[0, 0], [1, 1], [2, 2]]
-    assert record["facts"]["synthetic_kept"] == 5 and record["facts"]["synthetic_classes"] == "cat-16"
+    assert record["facts"]["synthetic_kept"] == 5 and record["facts"]["synthetic_targets"] == "cat-16"
 
 
 def test_a_real_test_set_with_no_images(tmp_path):

@@ -10,38 +10,46 @@ from benchmark.configs import ConfigError
 from benchmark.records import write_record
 from benchmark.tables import build, paper_numbers, wide, write_tables
 
-CONFIG = {"variants": ["transfer", "datasetgan", "supervised"], "paper_tables": ["1", "5"],
-          "paper_columns": {"toy-car-12": "ade-car-12"}}
+
+def _cv(mean):
+    return {"selected_epochs": [0, 0], "scores": [mean - 0.01, mean + 0.01], "mean": mean, "std": 0.01,
+            "convention": "official"}
 
 
-def _record(out, variant, mean, test_set="toy-car-12", suite="parts"):
-    record = {"suite": suite, "profile": "quick", "variant": variant, "test_set": test_set, "config": CONFIG,
-              "cross_validation": {"selected_epochs": [0, 0], "scores": [mean - 0.01, mean + 0.01], "mean": mean,
-                                   "std": 0.01, "convention": "official"}}
-    return write_record(out / "runs", f"{suite}-{test_set}-{variant}", record, time.time())
+def _record(out, row, mean, column="toy-car-12", suite="parts", table="1", paper_column="ade-car-12", round=0,
+            metrics=None, order=0):
+    metrics = metrics or {"miou": mean}
+    record = {"suite": suite, "profile": "quick", "variant": row, "test_set": "toy-car-12", "order": order,
+              "cell": {"table": table, "row": row, "column": column, "round": round},
+              "paper": {"tables": [table, "5"], "row": row, "column": paper_column},
+              "metrics": list(metrics), "cross_validation": {k: _cv(v) for k, v in metrics.items()}}
+    return write_record(out / "runs", f"{suite}-{table}-{row}-{column}", record, time.time())
 
 
-def test_paper_numbers_file_holds_table_1():
+def test_paper_numbers_file_holds_the_papers_tables():
     paper = paper_numbers()
-    assert set(paper.columns) >= {"table", "row", "column", "value", "std"}
+    assert set(paper.columns) >= {"table", "row", "column", "metric", "value", "std"}
     hit = paper[(paper.table == "1") & (paper.row == "datasetgan") & (paper.column == "car-20")].iloc[0]
-    assert (hit.value, hit["std"]) == (62.33, 0.55)
-    assert not paper.duplicated(["table", "row", "column"]).any()
+    assert (hit.value, hit["std"], hit.metric) == (62.33, 0.55, "miou")
+    l2 = paper[(paper.table == "2") & (paper.row == "datasetgan") & (paper.column == "car-20") & (paper.metric == "l2")]
+    assert l2.value.item() == pytest.approx(2.4e-4)
+    assert set(paper.table) == {"1", "2", "3", "4", "5", "6", "readme"}
+    assert not paper.duplicated(["table", "row", "column", "metric"]).any()
 
 
 def test_table_rows_paper_figures_and_deltas(tmp_path):
-    _record(tmp_path, "supervised", 0.70)
-    _record(tmp_path, "datasetgan", 0.40)
-    _record(tmp_path, "datasetgan", 0.50)   # a rerun: the latest record is shown
-    _record(tmp_path, "transfer", 0.20)
+    _record(tmp_path, "supervised", 0.70, order=2)
+    _record(tmp_path, "datasetgan", 0.40, order=1)
+    _record(tmp_path, "datasetgan", 0.50, order=1)   # a rerun: the latest record is shown
+    _record(tmp_path, "transfer", 0.20, order=0)
     _record(tmp_path, "transfer", 0.90, suite="ablations")   # another suite: left out
     table = build(tmp_path, "parts")
-    assert table.variant.tolist() == ["transfer", "datasetgan", "supervised"]
-    row = table.set_index("variant").loc["datasetgan"]
-    assert row.miou_mean == pytest.approx(50.0) and row.miou_std == pytest.approx(1.0) and row.records == 2
+    assert table.row.tolist() == ["transfer", "datasetgan", "supervised"]   # in the suite's run order
+    row = table.set_index("row").loc["datasetgan"]
+    assert row["mean"] == pytest.approx(50.0) and row["std"] == pytest.approx(1.0) and row.records == 2
     assert row.paper == 45.64 and row.delta == pytest.approx(50.0 - 45.64) and row.paper_column == "ade-car-12"
-    assert table.set_index("variant").loc["transfer"].paper == 24.85
-    assert pd.isna(table.set_index("variant").loc["supervised"].paper)   # no published ADE-Car-12 figure
+    assert table.set_index("row").loc["transfer"].paper == 24.85
+    assert pd.isna(table.set_index("row").loc["supervised"].paper)   # no published ADE-Car-12 figure
     csv, tex, _ = write_tables(tmp_path, "parts")
     assert pd.read_csv(csv).shape[0] == 3
     text = tex.read_text()
@@ -49,16 +57,42 @@ def test_table_rows_paper_figures_and_deltas(tmp_path):
 
 
 def test_one_row_per_variant_and_columns_per_test_set(tmp_path):
-    _record(tmp_path, "datasetgan", 0.5)
-    _record(tmp_path, "datasetgan", 0.6, test_set="toy-car-5")
-    _record(tmp_path, "transfer", 0.2, test_set="toy-car-5")
+    _record(tmp_path, "datasetgan", 0.5, order=0)
+    _record(tmp_path, "datasetgan", 0.6, column="toy-car-5", paper_column="ade-car-5", order=1)
+    _record(tmp_path, "transfer", 0.2, column="toy-car-5", paper_column="ade-car-5", order=2)
     table = wide(build(tmp_path, "parts"))
-    assert table.variant.tolist() == ["transfer", "datasetgan"]
-    row = table.set_index("variant").loc["datasetgan"]
-    assert row["toy-car-12:miou_mean"] == pytest.approx(50.0) and row["toy-car-5:miou_mean"] == pytest.approx(60.0)
-    assert pd.isna(table.set_index("variant").loc["transfer", "toy-car-12:miou_mean"])   # not run there
+    assert table.row.tolist() == ["datasetgan", "transfer"]
+    row = table.set_index("row").loc["datasetgan"]
+    assert row["toy-car-12:miou:mean"] == pytest.approx(50.0) and row["toy-car-5:miou:mean"] == pytest.approx(60.0)
+    assert row["toy-car-5:miou:paper"] == 57.77
+    assert pd.isna(table.set_index("row").loc["transfer", "toy-car-12:miou:mean"])   # not run there
     _, tex, _ = write_tables(tmp_path, "parts")
-    assert "toy-car-5 (paper: toy-car-5)" in tex.read_text() and "\\multicolumn{3}{c}" in tex.read_text()
+    assert "toy-car-5 (paper: ade-car-5)" in tex.read_text() and "\\multicolumn{3}{c}" in tex.read_text()
+
+
+def test_keypoint_metrics_each_get_their_columns_and_units(tmp_path):
+    _record(tmp_path, "datasetgan", None, column="toy-car-keypoints", suite="keypoints", table="2",
+            paper_column="car-20", metrics={"l2": 0.003, "pck@15": 0.5})
+    table = build(tmp_path, "keypoints").set_index("metric")
+    assert table.loc["l2", "mean"] == pytest.approx(0.003) and table.loc["l2", "paper"] == pytest.approx(2.4e-4)
+    assert table.loc["pck@15", "mean"] == pytest.approx(50.0)   # PCK in percent, L2 as is
+    assert table.loc["pck@15", "delta"] == pytest.approx(50 - 79.91)
+    text = write_tables(tmp_path, "keypoints")[1].read_text()
+    assert "3.00e-03 $\\pm$ 1.00e-02" in text and "toy-car-keypoints pck@15 (paper: car-20)" in text
+
+
+def test_rounds_are_averaged_and_fig6_is_drawn(tmp_path):
+    for r, mean in enumerate((0.40, 0.44)):
+        _record(tmp_path, "random", mean, column="7", suite="ablations", table="6", paper_column="7", round=r)
+    for i, (n, mean) in enumerate((("1", 0.2), ("4", 0.3))):
+        _record(tmp_path, "datasetgan", mean, column=n, suite="ablations", table="fig6", paper_column=n, order=i)
+    _record(tmp_path, "supervised", 0.5, column="pool", suite="ablations", table="fig6", paper_column="pool")
+    table = build(tmp_path, "ablations")
+    random = table[table.row == "random"].iloc[0]
+    assert random["mean"] == pytest.approx(42.0) and random["std"] == pytest.approx(2.0) and random.rounds == 2
+    assert random.paper == 40.06 and random.paper_std == 1.32
+    write_tables(tmp_path, "ablations")
+    assert (tmp_path / "tables" / "ablations-fig6.png").stat().st_size > 1000
 
 
 def test_no_records_is_a_clean_error(tmp_path):

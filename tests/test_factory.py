@@ -4,6 +4,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -11,6 +12,7 @@ from datasetgan.backbone import Backbone
 from datasetgan.factory import FactorySettings, generate, labels_from_coco
 from datasetgan.stylegan2 import Generator, GeneratorConfig
 from datasets.classes import CAR_5
+from datasets.synthetic import SyntheticDataset
 
 
 def _backbone():
@@ -70,3 +72,44 @@ def test_ranks_split_the_shards_and_the_last_one_indexes(tmp_path):
     assert first is None and sorted(p.name for p in (tmp_path / "shards").iterdir()) == ["shard_000000", "shard_000002", "shard_000004"]
     index = generate(_backbone(), brightness_labeler, CAR_5, tmp_path, settings, label_size=(8, 8), rank=1, world=2)
     assert sorted(index["kept"] + index["dropped"]) == list(range(9))
+
+
+def test_views_of_fewer_samples_and_other_ratios_match_a_fresh_run(tmp_path):
+    """The ablations read the first N samples at another filter ratio from one generation."""
+    generate(_backbone(), brightness_labeler, CAR_5, tmp_path / "big", FactorySettings(num=10, shard_size=4),
+             label_size=(8, 8))
+    small = generate(_backbone(), brightness_labeler, CAR_5, tmp_path / "small",
+                     FactorySettings(num=6, shard_size=4, filter_ratio=0.5), label_size=(8, 8))
+    view = SyntheticDataset(tmp_path / "big", num=6, filter_ratio=0.5)
+    assert view.seeds == small["kept"] and len(view) == 3
+    np.testing.assert_array_equal(view[0].labels, SyntheticDataset(tmp_path / "small")[0].labels)
+    assert len(SyntheticDataset(tmp_path / "big", filter_ratio=0.0)) == 10
+
+
+def test_a_shorter_last_shard_of_a_smaller_run_is_redone(tmp_path):
+    generate(_backbone(), brightness_labeler, CAR_5, tmp_path, FactorySettings(num=6, shard_size=4), label_size=(8, 8))
+    index = generate(_backbone(), brightness_labeler, CAR_5, tmp_path, FactorySettings(num=8, shard_size=4),
+                     label_size=(8, 8))
+    assert sorted(index["kept"] + index["dropped"]) == list(range(8))
+    data = SyntheticDataset(tmp_path)
+    assert len(data) == len(index["kept"]) and data[-1].image.shape == (8, 8, 3)
+
+
+def test_a_keypoint_labeler_writes_keypoints_and_no_label_maps(tmp_path):
+    def corner_labeler(sample):
+        """Two keypoints at the brightest and darkest pixel; uncertainty: the image's darkness."""
+        grey = sample.image.mean(1).flatten(1)
+        xy = [torch.stack([i % 8, i // 8], -1).float() + 0.5 for i in (grey.argmax(1), grey.argmin(1))]
+        keypoints = torch.cat([torch.stack(xy, 1), torch.ones(len(grey), 2, 1)], -1)
+        return keypoints, None, -grey.mean(1)
+
+    index = generate(_backbone(), corner_labeler, ("bright", "dark"), tmp_path,
+                     FactorySettings(num=5, shard_size=4, filter_ratio=0.2), label_size=(8, 8))
+    assert index["keypoint_names"] == ["bright", "dark"] and len(index["kept"]) == 4
+    data = SyntheticDataset(tmp_path)
+    assert data.keypoint_names == ("bright", "dark") and data[0].labels is None
+    assert data[0].keypoints.shape == (2, 3) and (data[0].keypoints[:, 2] == 1).all()
+    assert not list(tmp_path.rglob("*_label.png"))
+    with pytest.raises(ValueError, match="COCO export is for segmentation"):
+        generate(_backbone(), corner_labeler, ("bright", "dark"), tmp_path / "coco",
+                 FactorySettings(num=2, coco=True), label_size=(8, 8))

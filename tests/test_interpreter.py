@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from datasetgan.interpreter import (EarlyStopping, InterpreterConfig, PixelEnsemble, drop_small_classes,
-                                    image_score, js_divergence, load_ensemble, majority_vote, naive_member_outputs,
-                                    predict, predict_naive, sample_pixels, save_ensemble, train_ensemble)
+                                    gaussian_heatmaps, image_score, js_divergence, load_ensemble, majority_vote,
+                                    naive_member_outputs, predict, predict_naive, sample_pixels, save_ensemble,
+                                    train_ensemble)
 from datasetgan.linear_first import gather_features, member_outputs_in_strips
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS
 from datasets.base import IGNORE
@@ -160,27 +161,41 @@ def test_training_reaches_high_pixel_accuracy():
     assert all(torch.equal(a, b) for a, b in zip(ensemble.state_dict().values(), again.state_dict().values()))
 
 
-def test_keypoint_mode_finds_the_keypoints():
+def test_keypoint_mode_finds_the_keypoints_and_their_visibility():
     """Two keypoints; one feature channel per keypoint carries a blob around it (at half resolution), the rest
-    is noise: the ensemble must learn to read the blobs."""
+    is noise: the ensemble must learn to read the blobs. Where the second keypoint is hidden (its blob absent,
+    visible 0), its target is all zero, so the mean heatmap's peak tells visibility."""
     config = InterpreterConfig(2, (2, 3), 16, mode="keypoints", ensemble_size=2, max_epochs=15,
                                pixels_per_image=None, heatmap_sigma=1.5)
     generator = torch.Generator().manual_seed(0)
 
-    def sample():
+    def sample(hidden):
         kps = torch.cat([torch.randint(2, 14, (2, 2), generator=generator).float() + 0.5, torch.ones(2, 1)], 1)
+        kps[1, 2] = 0.0 if hidden else 1.0
         centres = (torch.stack(torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="xy"), -1) + 0.5) * 2
         blobs = torch.exp(-(centres[None] - kps[:, None, None, :2]).square().sum(-1) / 8)  # (2, 8, 8)
-        return [blobs, torch.randn(3, 16, 16, generator=generator) * 0.1], kps
+        return [blobs * kps[:, 2, None, None], torch.randn(3, 16, 16, generator=generator) * 0.1], kps
 
-    train = [sample() for _ in range(12)]
+    train = [sample(hidden=i % 3 == 0) for i in range(12)]
     ensemble = train_ensemble([f for f, _ in train], [k for _, k in train], config, progress=False)
-    test = [sample() for _ in range(3)]
+    test = [sample(hidden=i == 2) for i in range(3)]
     batched = [torch.stack(maps) for maps in zip(*[f for f, _ in test])]
     prediction = predict(ensemble, batched, config)
     truth = torch.stack([k[:, :2] for _, k in test])
-    assert prediction.keypoints.shape == (3, 2, 2)
-    assert (prediction.keypoints - truth).abs().max() <= 1.0
+    assert prediction.keypoints.shape == (3, 2, 2) and prediction.peaks.shape == (3, 2)
+    error = (prediction.keypoints - truth).abs()
+    assert error[:2].max() <= 1.0 and error[2, 0].max() <= 1.0   # the hidden keypoint's location is not scored
+    assert (prediction.peaks[:2] > 0.5).all() and prediction.peaks[2, 0] > 0.5 and prediction.peaks[2, 1] < 0.5
+
+
+def test_gaussian_heatmaps_by_hand():
+    keypoints = torch.tensor([[[1.5, 0.5, 1.0], [0.5, 0.5, 0.0]]])   # one image: a visible and a hidden keypoint
+    maps = gaussian_heatmaps(keypoints, 2, 3, sigma=1.0)
+    assert maps.shape == (1, 2, 2, 3)
+    # pixel centres (0.5, 0.5), (1.5, 0.5), (2.5, 0.5) / (.., 1.5): squared distances 1, 0, 1 / 2, 1, 2
+    e = math.exp
+    torch.testing.assert_close(maps[0, 0], torch.tensor([[e(-0.5), 1.0, e(-0.5)], [e(-1.0), e(-0.5), e(-1.0)]]))
+    assert (maps[0, 1] == 0).all()
 
 
 def test_early_stopping_is_the_official_rule():

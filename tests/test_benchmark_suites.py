@@ -1,0 +1,82 @@
+"""The keypoints and ablations suites end to end on reduced quick configs (a tiny stand-in GAN, a few images,
+two epochs): records, tables, the Fig. 6 plot, and the cells each run fills."""
+import json
+
+import pandas as pd
+import yaml
+from click.testing import CliRunner
+
+from benchmark.cli import cli
+from datasets.synthetic import SyntheticDataset
+from datasets.toy import KEYPOINT_NAMES
+
+REDUCED = {"toy": {"resolution": 32, "labelled": 2, "pool": 6, "test": 10},
+           "segmentation": {"backbone": "mobilenet_v3_large", "epochs": 2, "batch_size": 4, "lr": 1e-4},
+           "transfer": {"source_images": 6, "source_epochs": 1}, "semi": {"unlabelled": 4},
+           "datasetgan": {"toy_interpreter": {"generator": "tiny", "inversion_steps": 3, "mean_samples": 64,
+                                              "ensemble_size": 2, "max_epochs": 1, "pixels_per_image": 256},
+                          "num": 8, "shard_size": 4}}
+
+
+def _run(tmp_path, suite, overrides):
+    user = tmp_path / "user.yaml"
+    user.write_text(yaml.safe_dump(overrides))
+    return CliRunner().invoke(cli, ["run", "--suite", suite, "--profile", "quick", "--config", str(user),
+                                    "--out", str(tmp_path / "out")])
+
+
+def _records(out):
+    return [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/record.json"))]
+
+
+def test_keypoint_suite_writes_table_2(tmp_path):
+    result = _run(tmp_path, "keypoints", REDUCED)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    table = pd.read_csv(out / "tables" / "keypoints.csv")
+    assert table.row.tolist() == ["transfer", "datasetgan", "supervised"]
+    for metric in ("pck@15", "pck@10", "pck@5"):
+        assert table[f"toy-car-keypoints:{metric}:mean"].between(0, 100).all()
+    assert (table["toy-car-keypoints:l2:mean"] > 0).all()
+    assert table.set_index("row").loc["datasetgan", "toy-car-keypoints:l2:paper"] == 2.4e-4
+    assert "PCK" in (out / "tables" / "keypoints.tex").read_text()
+    record = next(r for r in _records(out) if r["variant"] == "datasetgan")
+    assert record["metrics"] == ["l2", "pck@15", "pck@10", "pck@5"] and record["keypoints"] == list(KEYPOINT_NAMES)
+    assert record["cell"]["table"] == "2" and len(record["cross_validation"]["pck@10"]["scores"]) == 5
+    synthetic = SyntheticDataset(record["facts"]["synthetic"])
+    assert synthetic.keypoint_names == KEYPOINT_NAMES and synthetic[0].keypoints.shape == (16, 3)
+
+
+ABLATIONS = {**REDUCED, "paper_columns": {"toy-car-12": "ade-car-12", "toy-car-5": "ade-car-5"},
+             "ablations": {"size": [4, 8], "size_paper": ["3k", "5k"], "filter_num": 8, "filter": [0.0, 0.25],
+                           "selection_pool": 4, "selection_counts": [1, 2], "random_rounds": 1, "centres": 2,
+                           "annotated": [1, 2], "annotated_variants": ["transfer", "datasetgan"]}}
+
+
+def test_ablation_suite_fills_tables_3_to_6_and_fig6(tmp_path):
+    result = _run(tmp_path, "ablations", ABLATIONS)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    records = _records(out)
+    cells = {(r["cell"]["table"], r["cell"]["row"], r["cell"]["column"]) for r in records}
+    assert cells == {("3", "datasetgan", "4"), ("3", "datasetgan", "8"), ("4", "datasetgan", "0%"),
+                     ("4", "datasetgan", "25%"), ("5", "supervised", "toy-car-5"), ("5", "datasetgan", "toy-car-5"),
+                     ("6", "random", "1"), ("6", "random", "2"), ("6", "active", "1"), ("6", "active", "2"),
+                     ("fig6", "transfer", "1"), ("fig6", "transfer", "2"), ("fig6", "datasetgan", "1"),
+                     ("fig6", "datasetgan", "2"), ("fig6", "supervised", "pool")}
+    size = {r["cell"]["column"]: r for r in records if r["cell"]["table"] == "3"}
+    assert size["4"]["facts"]["synthetic_kept"] == 4 and size["8"]["facts"]["synthetic_kept"] == 8
+    assert size["4"]["facts"]["synthetic"] == size["8"]["facts"]["synthetic"]   # one generation, two views
+    kept = {r["cell"]["column"]: r["facts"]["synthetic_kept"] for r in records if r["cell"]["table"] == "4"}
+    assert kept == {"0%": 8, "25%": 6}
+    active = {r["cell"]["column"]: r["labelled"] for r in records if r["cell"]["row"] == "active"}
+    assert active["2"][:1] == active["1"] and len(set(active["2"])) == 2 and max(active["2"]) < 4
+    table = pd.read_csv(out / "tables" / "ablations.csv").set_index(["table", "row"])
+    assert table.loc[("3", "datasetgan"), "4:miou:paper"] == 43.34   # the toy's first size stands for 3K
+    assert table.loc[("4", "datasetgan"), "0%:miou:paper"] == 44.60
+    assert (out / "tables" / "ablations-fig6.png").stat().st_size > 1000
+    (out / "tables" / "ablations-fig6.png").unlink()
+    rebuilt = CliRunner().invoke(cli, ["tables", "--suite", "ablations", "--out", str(out)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert (out / "tables" / "ablations-fig6.png").exists()
+    assert (out / "tables" / "ablations.tex").read_text().count("\\begin{tabular}") == 5
