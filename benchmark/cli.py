@@ -12,6 +12,7 @@ import yaml
 from benchmark import configs
 from datasetgan.gan_training import TOY_GAN
 from datasets.registry import DATASETS
+from downstream.turntable import COLOR_BY
 
 
 def _writable_dir(path: str) -> Path:
@@ -154,26 +155,34 @@ def gan():
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False),
               help="A folder of square images, or a toy split folder (its images/ are used).")
 @click.option("--run", "run_dir", required=True, help="Run folder: checkpoints and sample grids; rerun to resume.")
-@click.option("--iterations", type=click.IntRange(min=1), default=5000, help="Total iterations (batch 16).")
+@click.option("--iterations", type=click.IntRange(min=1), default=20000, help="Total iterations.")
+@click.option("--minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop (with a checkpoint) after this much wall-clock time; rerun to go on.")
+@click.option("--device", default="cpu", help="cpu or cuda.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
+@click.option("--batch", type=click.IntRange(min=2), default=None, help="Batch size (default: TrainOptions').")
 @click.option("--r1-gamma", type=click.FloatRange(min=0), default=None,
-              help="R1 weight (default: TrainOptions', 1.0); part of the run's options, so a resume must repeat it.")
-def gan_train(data, run_dir, iterations, threads, r1_gamma):
-    """Train the toy StyleGAN2 (64x64, about 0.8 M parameters); resumes from RUN/training.pt.
+              help="R1 weight (default: TrainOptions').")
+def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gamma):
+    """Train the toy StyleGAN2 (64x64); resumes from RUN/training.pt. Batch and R1 weight are part of
+    the run's options, so a resume must repeat them.
 
     \b
-    Example: benchmark gan train --data data/toy-unlabelled --run runs/toy-gan --iterations 5000
+    Example: benchmark gan train --data data/toy-unlabelled --run runs/toy-gan --minutes 60
     """
+    import dataclasses
+
     import torch
 
     from datasetgan.gan_training import GANTrainer, TrainOptions, image_files, load_images
 
     if threads:
         torch.set_num_threads(threads)
-    options = TrainOptions() if r1_gamma is None else TrainOptions(r1_gamma=r1_gamma)
+    changes = {k: v for k, v in {"batch": batch, "r1_gamma": r1_gamma}.items() if v is not None}
+    options = dataclasses.replace(TrainOptions(), **changes)
     images = load_images(image_files(Path(data)), options.generator.resolution)
-    trainer = GANTrainer(_writable_dir(run_dir), images, options)
-    trainer.train(iterations)
+    trainer = GANTrainer(_writable_dir(run_dir), images, options, device)
+    trainer.train(iterations, minutes=minutes)
     click.echo(f"generator: {Path(run_dir) / 'generator.pt'} (iteration {trainer.iteration})")
 
 
@@ -386,6 +395,197 @@ def datasets_check(name, root):
     click.echo(report.format())
     if not report.ok:
         sys.exit(1)
+
+
+TOY_RECONSTRUCTOR = Path(__file__).resolve().parents[1] / "checkpoints" / "toy-car-reconstructor.pt"
+
+
+@cli.command("export-car")
+@click.option("--image", required=True, type=click.Path(dir_okay=False), help="A car image (RGB, at least 32x32).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .glb file to write.")
+@click.option("--checkpoint", default=str(TOY_RECONSTRUCTOR), type=click.Path(dir_okay=False),
+              help="A reconstructor checkpoint.")
+@click.option("--turntable", type=click.Path(dir_okay=False), default=None,
+              help="Also write a PNG of the reconstruction seen from 8 azimuths.")
+@click.option("--color-by", type=click.Choice(COLOR_BY), default="vertex",
+              help="Turntable colours: the reconstructed ones, or the ADE-Car-12 part palette.")
+def export_car(image, out, checkpoint, turntable, color_by):
+    """Reconstruct a car from one image and write it as an animatable GLB: one node per part (glass
+    windows, glowing lamps), each wheel on its own node pivoted at its centre under the body, part
+    names in node extras.
+
+    \b
+    Example: benchmark export-car --image toy16/images/000000.png --out car.glb --turntable car.png
+    """
+    from datasetgan.loaders import CheckpointFormatError
+    from datasets.base import DatasetFormatError
+    from downstream.export import export_glb
+    from downstream.turntable import TurntableSettings, save_turntable
+    from inverse_graphics.reconstructor import load_reconstructor, read_image, reconstruct
+
+    if Path(out).suffix.lower() != ".glb":
+        raise click.BadParameter(f"{out} is not a .glb path", param_hint="--out")
+    for path in filter(None, (out, turntable)):
+        _writable_dir(str(Path(path).parent))
+    try:
+        recon = reconstruct(load_reconstructor(checkpoint), read_image(image))
+    except (DatasetFormatError, CheckpointFormatError) as e:
+        raise click.ClickException(str(e)) from None
+    scene = export_glb(recon, out)
+    click.echo(f"wrote {out}: nodes {', '.join(scene.graph.nodes_geometry)}")
+    if turntable:
+        save_turntable(recon, turntable, TurntableSettings(color_by=color_by))
+        click.echo(f"wrote {turntable}")
+
+
+TOY_VIEWPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "toy-viewpoint.pt"
+
+
+@cli.group("3d")
+def three_d():
+    """Inverse graphics: one car image -> mesh, texture, 3D part map and 3D keypoints."""
+
+
+@three_d.command("viewpoint")
+@click.option("--toy", "toy_root", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A toy split folder (benchmark toy); its last 10% are held out to report the error.")
+@click.option("--steps", type=click.IntRange(min=1), default=3000, help="Adam steps at batch 32.")
+@click.option("--out", default=str(TOY_VIEWPOINT), type=click.Path(dir_okay=False), help="Checkpoint to write.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
+def three_d_viewpoint(toy_root, steps, out, threads):
+    """Train the viewpoint regressor that gives cameras to generated images, on toy renders.
+
+    \b
+    Example: benchmark 3d viewpoint --toy data/toy-labelled --steps 3000
+    """
+    import torch
+
+    from inverse_graphics.viewpoint import azimuth_error, estimate_cameras, save_viewpoint, train_viewpoint
+    from inverse_graphics.views import toy_folder_views
+
+    if threads:
+        torch.set_num_threads(threads)
+    views = toy_folder_views(toy_root)
+    cut = len(views) - max(1, len(views) // 10)
+    model = train_viewpoint(views.take(slice(0, cut)), steps)
+    held = views.take(slice(cut, None))
+    _writable_dir(str(Path(out).parent))
+    save_viewpoint(out, model)
+    error = azimuth_error(estimate_cameras(model, held.images), held.cameras)
+    click.echo(f"{out}: median azimuth error {error.median():.1f} deg over {len(held)} held-out views")
+
+
+@three_d.command("train")
+@click.option("--toy", "toy_root", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Source: a toy split folder (exact cameras, labels and keypoints).")
+@click.option("--generated", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Source: a `benchmark generate` folder (car-12 labels), cameras from --viewpoint.")
+@click.option("--mixed", "cars", type=click.IntRange(min=1), default=None,
+              help="Source: N generated cars (seeds 0..N-1), --views-per-car views each by style mixing, "
+                   "labelled by the --config interpreter, cameras from --viewpoint.")
+@click.option("--views-per-car", type=click.IntRange(min=2), default=4)
+@click.option("--view-layers", type=click.IntRange(min=1), default=4, help="w+ layers taken from the viewpoint donor.")
+@click.option("--config", "config_path", default=TOY_INTERPRETER_CONFIG, type=click.Path(dir_okay=False),
+              help="Interpreter config for --mixed.")
+@click.option("--viewpoint", default=str(TOY_VIEWPOINT), type=click.Path(dir_okay=False),
+              help="Viewpoint regressor for --generated and --mixed (benchmark 3d viewpoint).")
+@click.option("--run", "run_dir", required=True, help="Run folder: training.pt and reconstructor.pt; rerun to resume.")
+@click.option("--steps", type=click.IntRange(min=1), default=3000, help="Total steps.")
+@click.option("--batch", type=click.IntRange(min=1), default=16)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4)
+@click.option("--encoder", default="resnet10", help="resnet10 (a checkpoint under 20 MB) or resnet18 (about 26 MB).")
+@click.option("--refine-camera", is_flag=True, help="Let the network correct each view's camera.")
+@click.option("--weight", "weights", multiple=True, metavar="NAME=VALUE",
+              help="Override a loss weight (inverse_graphics.losses.LossWeights), e.g. --weight deformation=0.25.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=100)
+@click.option("--device", default="cpu", help="cpu or cuda.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
+def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_path, viewpoint, run_dir, steps,
+                  batch, lr, encoder, refine_camera, weights, checkpoint_every, device, threads):
+    """Train the reconstructor through the differentiable renderer from exactly one source. The
+    architecture and settings are part of the run, so a resume must repeat them.
+
+    \b
+    Examples:
+      benchmark 3d train --toy data/toy-labelled --run runs/recon-toy --encoder resnet10
+      benchmark 3d train --generated synthetic/toy --run runs/recon-gan --refine-camera
+    """
+    import dataclasses
+    import functools
+
+    import torch
+
+    from inverse_graphics.losses import LossWeights
+    from inverse_graphics.reconstructor import ReconstructorConfig
+    from inverse_graphics.training import ReconstructorTrainer, TrainSettings
+    from inverse_graphics.viewpoint import estimate_cameras, load_viewpoint
+    from inverse_graphics.views import mixed_views, synthetic_views, toy_folder_views
+
+    if threads:
+        torch.set_num_threads(threads)
+    if sum(x is not None for x in (toy_root, generated, cars)) != 1:
+        raise click.UsageError("give exactly one source: --toy, --generated or --mixed")
+    try:
+        config = ReconstructorConfig(encoder=encoder)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--encoder") from None
+    try:
+        overrides = {name: float(value) for name, _, value in (w.partition("=") for w in weights)}
+        loss_weights = dataclasses.replace(LossWeights(), **overrides)
+    except (ValueError, TypeError) as e:
+        raise click.BadParameter(f"{', '.join(weights)}: {e}", param_hint="--weight") from None
+    if toy_root:
+        views, source = toy_folder_views(toy_root), f"toy:{toy_root}"
+    else:
+        regressor = load_viewpoint(_existing_file(viewpoint, "--viewpoint"), device)
+        cameras = functools.partial(estimate_cameras, regressor)
+        if generated:
+            views, source = synthetic_views(generated, cameras, config.image_size), f"generated:{generated}"
+        else:
+            from datasetgan.pipeline import labeler_from_config, project_path
+
+            backbone, labeler, *_ = labeler_from_config(configs.load(project_path(config_path)), device)
+            views = mixed_views(backbone, labeler, cameras, list(range(cars)), views_per_car, view_layers,
+                                config.image_size)
+            source = f"mixed:{config_path}:{cars}x{views_per_car}"
+    settings = TrainSettings(batch=batch, lr=lr, refine_camera=refine_camera, weights=loss_weights)
+    trainer = ReconstructorTrainer(_writable_dir(run_dir), views, config, settings, device, source)
+    trainer.train(steps, checkpoint_every)
+    click.echo(f"reconstructor: {Path(run_dir) / 'reconstructor.pt'} (step {trainer.step_count}, {len(views)} views)")
+
+
+@three_d.command("eval")
+@click.option("--checkpoint", "checkpoints", multiple=True, default=[str(TOY_RECONSTRUCTOR)],
+              type=click.Path(dir_okay=False), help="Reconstructor checkpoint(s); one table row each.")
+@click.option("--seeds", default="0-49", help="Toy test seeds (the test split is 0-249).")
+@click.option("--points", type=click.IntRange(min=100), default=5000, help="Surface points per mesh for Chamfer.")
+@click.option("--out", default="results/3d", help="Where run records are written (a new folder per checkpoint).")
+def three_d_eval(checkpoints, seeds, points, out):
+    """Score reconstructions of toy test images against their true meshes: Chamfer distance and 3D
+    keypoint error (in car lengths), silhouette IoU and part mIoU of the input and novel views.
+
+    \b
+    Example: benchmark 3d eval --checkpoint runs/recon-toy/reconstructor.pt --checkpoint runs/recon-gan/reconstructor.pt
+    """
+    import time
+
+    from benchmark.records import write_record
+    from inverse_graphics.evaluation import evaluate
+    from inverse_graphics.reconstructor import load_reconstructor
+
+    seed_list = parse_seeds(seeds)
+    columns = ("chamfer_over_length", "keypoint_error_over_length", "silhouette_iou_input", "silhouette_iou_novel",
+               "part_miou_input", "part_miou_novel")
+    rows = []
+    for checkpoint in checkpoints:
+        started = time.time()
+        model = load_reconstructor(_existing_file(checkpoint, "--checkpoint"))
+        result = evaluate(model, seed_list, points=points)
+        folder = write_record(out, "toy-3d-eval", {"checkpoint": checkpoint, "trained": model.extra, **result}, started)
+        rows.append([model.extra.get("source", "?"), *(f"{result[c]:.3f}" for c in columns), str(folder)])
+    click.echo("\t".join(("source", *columns, "record")))
+    for row in rows:
+        click.echo("\t".join(row))
 
 
 def main():

@@ -30,17 +30,13 @@ TOY_GAN = Path(__file__).resolve().parents[1] / "checkpoints" / "toy-car-gan.pt"
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Optimisation settings; defaults suit the 64x64 toy cars (a GPU run: ~0.85 GMAC per generated image).
-
-    Widths matter: at 16 channels for 64x64 (this project's first toy GAN) every run collapsed to
-    one average car; the D is wider than the G because only the G is shipped.
-    """
+    """Optimisation settings; defaults are those of the shipped toy GAN (checkpoints/toy-car-gan.pt)."""
 
     generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(
-        z_dim=128, w_dim=128, resolution=64, channel_base=4096, channel_max=128, mapping_layers=4))
-    d_channel_base: int = 8192
-    d_channel_max: int = 256
-    batch: int = 32
+        z_dim=128, w_dim=128, resolution=64, channel_base=1024, channel_max=128, mapping_layers=4))
+    d_channel_base: int = 1024
+    d_channel_max: int = 128
+    batch: int = 16
     lr: float = 0.0025
     r1_gamma: float = 1.0           # strong: with a few thousand images a weaker R1 let D win (mode collapse)
     augment: bool = True            # DiffAugment (colour, translation) on every D input, for small datasets

@@ -85,3 +85,14 @@ def test_eval_by_inversion_scores_held_out_toy_images(annotated):
     assert record["images"] == 2 and 0 <= record["miou_official"] <= 1 and "mIoU" in output
     assert np.array(record["confusion"]).sum() == 2 * 16 * 16
     assert record["environment"]["packages"]["torch"]
+
+
+def test_keypoint_labels_take_visibility_from_the_heatmap_peak():
+    from datasetgan.interpreter import Prediction
+    from datasetgan.pipeline import keypoint_labels
+
+    prediction = Prediction(keypoints=torch.tensor([[[1.5, 2.5], [3.5, 0.5]]]), peaks=torch.tensor([[0.9, 0.2]]))
+    keypoints, js, score = keypoint_labels(prediction)
+    assert js is None
+    torch.testing.assert_close(keypoints, torch.tensor([[[1.5, 2.5, 1.0], [3.5, 0.5, 0.0]]]))
+    torch.testing.assert_close(score, torch.tensor([1 - (0.9 + 0.2) / 2]))   # weak peaks: less certain

@@ -1,0 +1,272 @@
+"""The inverse-graphics reconstructor: template, network, rendering, losses, training (losses fall,
+exact resume), checkpoints, reconstruct() on bad input, 3D evaluation, viewpoint regressor, sources."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from datasetgan.backbone import Backbone
+from datasetgan.factory import FactorySettings, generate, image_at_label_grid
+from datasetgan.loaders import CheckpointFormatError
+from datasetgan.stylegan2 import Generator, GeneratorConfig
+from datasets.base import DatasetFormatError
+from datasets.classes import CAR_5, CAR_12
+from datasets.toy import KEYPOINT_NAMES, ToySettings, build_car, sample_params
+from inverse_graphics import RasterSettings, look_at
+from inverse_graphics.evaluation import chamfer, evaluate, outer_surface_points, render_labels, surface_points
+from inverse_graphics.losses import LossWeights, flatten_loss, iou_loss, keypoint_loss, laplacian_loss, weighted_sum
+from inverse_graphics.reconstructor import (Reconstructor, ReconstructorConfig, load_reconstructor, read_image,
+                                            reconstruct, save_reconstructor)
+from inverse_graphics.render import render_uv_mesh, sample_uv
+from inverse_graphics.template import Template, TemplateSettings
+from inverse_graphics.training import ReconstructorTrainer, TrainSettings, loss_terms
+from inverse_graphics.viewpoint import (azimuth_error, decode, encode, estimate_cameras, load_viewpoint,
+                                        save_viewpoint, train_viewpoint)
+from inverse_graphics.views import Views, mixed_views, synthetic_views, toy_views
+
+TINY = ReconstructorConfig(encoder="resnet10", texture_size=8)
+
+
+@pytest.fixture(scope="module")
+def views() -> Views:
+    return toy_views(list(range(1_000_000, 1_000_008)))
+
+
+def test_template_is_dib_r_sphere_with_mirror_uvs_and_laplacian():
+    t = Template()
+    assert t.vertices.shape == (642, 3) and t.faces.shape == (1280, 3) and t.edge_faces.shape == (1920, 2)
+    flip = torch.tensor([1.0, 1.0, -1.0])
+    torch.testing.assert_close(t.vertices[t.mirror], t.vertices * flip)
+    assert (t.mirror[t.mirror] == torch.arange(642)).all()
+    u = t.face_uvs[..., 0]
+    assert (u.amax(1) - u.amin(1)).max() < 0.5 and u.min() >= 0 and u.max() < 2  # no face spans the seam
+    constant = torch.ones(642, 3)
+    torch.testing.assert_close(torch.sparse.mm(t.laplacian, constant), torch.zeros(642, 3))
+
+
+def test_prediction_shapes_and_symmetry():
+    model = Reconstructor(ReconstructorConfig())  # the default: resnet10, 32x32 UV maps
+    torch.nn.init.normal_(model.shape[-1].weight, std=0.01)  # non-zero offsets, to see the mirroring
+    pred = model(torch.rand(2, 3, 64, 64))
+    assert pred.vertices.shape == pred.offsets.shape == (2, 642, 3)
+    assert pred.texture.shape == (2, 3, 32, 32) and pred.part_logits.shape == (2, len(CAR_12), 32, 32)
+    assert pred.keypoints.shape == (2, len(KEYPOINT_NAMES), 3) and pred.camera_delta.shape == (2, 3)
+    mirrored = pred.offsets[:, model.template_mirror] * torch.tensor([1.0, 1.0, -1.0])
+    torch.testing.assert_close(pred.offsets, mirrored)
+    with pytest.raises(ValueError, match="images: expected shape"):
+        model(torch.rand(2, 3, 32, 32))
+
+
+def test_render_uv_mesh_samples_maps_and_passes_gradients():
+    t = Template(TemplateSettings(subdivisions=2))
+    vertices = t.vertices[None].clone().requires_grad_()
+    maps = torch.full((1, 2, 8, 8), 0.25).requires_grad_()
+    cameras = look_at(30.0, 10.0, 8.0, 40.0, 32)
+    out = render_uv_mesh(vertices, t.faces, t.face_uvs, maps, cameras, RasterSettings(image_size=32))
+    assert out.covered.any() and not out.covered.all()
+    torch.testing.assert_close(out.maps[:, :, out.covered[0]], torch.full((1, 2, int(out.covered.sum())), 0.25))
+    assert (out.maps[:, :, ~out.covered[0]] == 0).all()
+    (out.maps.sum() + out.silhouette.sum()).backward()
+    assert vertices.grad.abs().sum() > 0 and maps.grad.abs().sum() > 0
+    # u wraps around: u and u + 1 read the same texels, and u = 0 lies halfway between the last and first column.
+    ramp = torch.arange(8.0).repeat(8, 1)[None, None]
+    values = sample_uv(ramp, torch.tensor([[[0.07, 0.5], [1.07, 0.5], [0.0, 0.5], [1.0, 0.5]]]))[0, :, 0]
+    torch.testing.assert_close(values, torch.tensor([0.06, 0.06, 3.5, 3.5]))
+
+
+def test_loss_terms_on_hand_cases():
+    mask = torch.zeros(1, 4, 4)
+    mask[0, :2] = 1
+    assert iou_loss(mask, mask) == 0 and iou_loss(1 - mask, mask) == 1
+    cameras = look_at(0.0, 0.0, 5.0, 40.0, 64)
+    points = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]])
+    target = torch.tensor([[[32.0, 32.0, 1.0], [0.0, 0.0, 0.0]]])  # the second keypoint is not visible
+    assert keypoint_loss(points, cameras, target) == 0
+    target[0, 0, 0] = 32.0 + 6.4  # a tenth of the image side off: (0.1)^2
+    torch.testing.assert_close(keypoint_loss(points, cameras, target), torch.tensor(0.01))
+    square = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]]])
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+    assert flatten_loss(square, faces, torch.tensor([[0, 1]])) == 0
+    folded = square.clone()
+    folded[0, 3] = torch.tensor([0.5, 0.5, 0.5**0.5])  # the second triangle turned 90 deg about the diagonal
+    torch.testing.assert_close(flatten_loss(folded, faces, torch.tensor([[0, 1]])), torch.tensor(1.0))  # (1 - cos 90)^2
+    t = Template(TemplateSettings(subdivisions=1))
+    shifted = (t.vertices + torch.tensor([5.0, 0.0, 0.0]))[None]
+    torch.testing.assert_close(laplacian_loss(shifted, t.laplacian), laplacian_loss(t.vertices[None], t.laplacian))
+    with pytest.raises(KeyError, match="no weight"):
+        weighted_sum({"perceptual": torch.tensor(1.0)}, LossWeights())
+
+
+def test_training_lowers_the_losses_and_resumes_exactly(views, tmp_path):
+    settings = TrainSettings(batch=4, lr=1e-3)
+    fixed = views.batch(torch.arange(8))
+
+    def total(model):
+        with torch.no_grad():
+            terms = loss_terms(model, fixed.images, fixed, settings)
+        return weighted_sum(terms, settings.weights).item(), terms["iou"].item()
+
+    trainer = ReconstructorTrainer(tmp_path / "a", views, TINY, settings)
+    before = total(trainer.model)
+    trainer.train(12, checkpoint_every=5)
+    after = total(trainer.model)
+    assert after[0] < 0.8 * before[0] and after[1] < before[1]
+    assert (tmp_path / "a" / "training.pt").is_file() and (tmp_path / "a" / "reconstructor.pt").is_file()
+    # An interrupted run (6 steps, then a new trainer from the folder) continues to the same numbers.
+    ReconstructorTrainer(tmp_path / "b", views, TINY, settings).train(6)
+    resumed = ReconstructorTrainer(tmp_path / "b", views, TINY, settings)
+    assert resumed.step_count == 6
+    resumed.train(12)
+    assert resumed.log == trainer.log
+    with pytest.raises(CheckpointFormatError, match="settings.lr: 0.001 -> 0.01"):
+        ReconstructorTrainer(tmp_path / "b", views, TINY, TrainSettings(batch=4, lr=1e-2))
+
+
+def test_multiview_pairs_render_into_the_other_views(views, tmp_path):
+    grouped = Views(views.images, views.labels, views.keypoints, views.cameras, groups=torch.arange(8) // 4)
+    trainer = ReconstructorTrainer(tmp_path, grouped, TINY, TrainSettings(batch=4, refine_camera=True))
+    assert [m.tolist() for m in trainer.members[3:5]] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    record = trainer.step()
+    assert np.isfinite(record["total"])
+
+
+def test_checkpoint_roundtrip_and_bad_checkpoints(tmp_path):
+    model = Reconstructor(TINY).eval()
+    path = tmp_path / "model.pt"
+    save_reconstructor(path, model)
+    loaded = load_reconstructor(path)
+    image = torch.rand(1, 3, 64, 64)
+    torch.testing.assert_close(loaded(image).vertices, model(image).vertices, atol=1e-3, rtol=1e-3)  # float16 weights
+    # A checkpoint whose weights belong to another template (162 vertices) but claims the 642 one.
+    other = Reconstructor(ReconstructorConfig(encoder="resnet10", texture_size=8,
+                                              template=TemplateSettings(subdivisions=2)))
+    save_reconstructor(path, other)
+    saved = torch.load(path, weights_only=True)
+    saved["config"]["template"]["subdivisions"] = 3
+    torch.save(saved, path)
+    with pytest.raises(CheckpointFormatError, match="another template"):
+        load_reconstructor(path)
+    saved["template"] = Template().signature
+    torch.save(saved, path)
+    with pytest.raises(CheckpointFormatError, match="do not fit"):
+        load_reconstructor(path)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointFormatError, match="cannot read"):
+        load_reconstructor(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointFormatError, match="no such"):
+        load_reconstructor(tmp_path / "missing.pt")
+
+
+def test_reconstruct_returns_the_export_interface(views):
+    model = Reconstructor(TINY)
+    out = reconstruct(model, views.images[0].numpy())
+    assert out["vertices"].shape == (642, 3) and out["faces"].shape == (1280, 3) and out["faces"].dtype == np.int64
+    assert out["face_labels"].shape == (1280,) and out["face_labels"].min() >= 1 and out["face_labels"].max() < 12
+    assert out["vertex_colors"].shape == (642, 3) and 0 <= out["vertex_colors"].min() <= out["vertex_colors"].max() <= 1
+    assert out["texture"].shape == (8, 8, 3) and out["texture"].dtype == np.uint8
+    assert out["face_uvs"].shape == (1280, 3, 2) and out["keypoints"].shape == (16, 3)
+    wide = np.zeros((40, 90, 3), np.uint8)  # non-square: padded, then resized
+    assert reconstruct(model, wide)["vertices"].shape == (642, 3)
+
+
+def test_bad_images_fail_clearly(tmp_path):
+    model = Reconstructor(TINY)
+    with pytest.raises(ValueError, match="RGB image"):
+        reconstruct(model, np.zeros((64, 64), np.uint8))
+    with pytest.raises(ValueError, match="too small"):
+        reconstruct(model, np.zeros((16, 16, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        reconstruct(model, np.zeros((64, 64, 3), np.float32))
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "gray.png")
+    with pytest.raises(DatasetFormatError, match="grayscale"):
+        read_image(tmp_path / "gray.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG broken")
+    with pytest.raises(DatasetFormatError, match="broken.png: a readable image"):
+        read_image(tmp_path / "broken.png")
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "tiny.png")
+    with pytest.raises(DatasetFormatError, match="too small"):
+        read_image(tmp_path / "tiny.png")
+    Image.fromarray(np.zeros((64, 64, 4), np.uint8)).save(tmp_path / "rgba.png")
+    assert read_image(tmp_path / "rgba.png").shape == (64, 64, 3)
+
+
+def test_chamfer_on_hand_computed_points():
+    # A -> B: the origin's nearest is 1 away; B -> A: 1 and 3, mean 2. Chamfer = (1 + 2) / 2.
+    assert chamfer(np.zeros((1, 3)), np.array([[1.0, 0, 0], [3.0, 0, 0]])) == 1.5
+    rng = np.random.default_rng(0)
+    square = np.array([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    points = surface_points(square, np.array([[0, 1, 2], [0, 2, 3]]), 4000, rng)
+    assert (points[:, 2] == 0).all() and points.min() >= 0 and points.max() <= 1
+    assert abs((points[:, 0] > points[:, 1]).mean() - 0.5) < 0.05  # two equal triangles, equal shares
+    car = build_car(sample_params(np.random.default_rng(1)))
+    outer = outer_surface_points(car, 4000, rng)
+    assert 1000 < len(outer) < 4000  # the hidden insides of overlapping parts are dropped
+    assert chamfer(outer, surface_points(car.verts, car.faces, 4000, rng)) < 0.1
+
+
+def test_evaluate_reports_every_figure():
+    settings = ToySettings(resolution=64)
+    result = evaluate(Reconstructor(TINY), [3], settings, points=500)
+    for key in ("chamfer_over_length", "keypoint_error_over_length", "silhouette_iou_input", "silhouette_iou_novel",
+                "part_miou_input", "part_miou_novel"):
+        assert np.isfinite(result[key]) and result[key] >= 0, key
+    assert 0 < result["silhouette_iou_input"] <= 1 and result["images"] == 1
+    car = build_car(sample_params(np.random.default_rng(3)))
+    labels = render_labels(car.verts, car.faces, car.face_labels, [0.0, 0.0, 12.0, 30.0], 64)
+    assert labels[32, 32] > 0 and labels[0, 0] == 0
+
+
+def test_viewpoint_regressor_targets_training_and_checkpoint(views, tmp_path):
+    cameras = torch.tensor([[350.0, 10.0, 9.0, 30.0]])
+    back = decode(encode(cameras), fov=30.0)
+    torch.testing.assert_close(back, cameras)
+    other_fov = decode(encode(cameras), fov=40.0)  # the same apparent size at another fov
+    torch.testing.assert_close(other_fov[:, 2] * np.tan(np.radians(20)), cameras[:, 2] * np.tan(np.radians(15)))
+    assert azimuth_error(torch.tensor([[355.0, 0, 1, 1]]), torch.tensor([[5.0, 0, 1, 1]])) == 10
+    model = train_viewpoint(views, steps=2, batch=4)
+    save_viewpoint(tmp_path / "viewpoint.pt", model)
+    loaded = load_viewpoint(tmp_path / "viewpoint.pt")
+    torch.testing.assert_close(estimate_cameras(loaded, views.images), estimate_cameras(model, views.images))
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointFormatError, match="viewpoint"):
+        load_viewpoint(tmp_path / "junk.pt")
+
+
+def _tiny_backbone():
+    torch.manual_seed(0)
+    return Backbone(Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=8, channel_base=32, channel_max=8,
+                                              mapping_layers=1)))
+
+
+def box_labeler(sample):
+    """A deterministic labeler: a car body box in the middle of every 8x8 image, certain everywhere."""
+    labels = torch.zeros(len(sample.image), 8, 8, dtype=torch.int64)
+    labels[:, 2:6, 1:7] = CAR_12.index("car_body")
+    return labels, torch.zeros(labels.shape), torch.zeros(len(labels))
+
+
+def fixed_cameras(images):
+    return torch.tensor([30.0, 5.0, 10.0, 32.5]).repeat(len(images), 1)
+
+
+def test_synthetic_views_read_a_factory_folder(tmp_path):
+    generate(_tiny_backbone(), box_labeler, CAR_12, tmp_path, FactorySettings(num=3, filter_ratio=0.0), (8, 8))
+    out = synthetic_views(tmp_path, fixed_cameras, size=64)
+    assert out.images.shape == (3, 64, 64, 3) and out.labels.shape == (3, 64, 64) and out.groups is None
+    assert out.labels[0, 32, 32] == CAR_12.index("car_body") and out.labels[0, 0, 0] == 0
+    assert (out.keypoints[..., 2] == 0).all() and out.cameras[1, 0] == 30
+    generate(_tiny_backbone(), box_labeler, CAR_5, tmp_path / "car5", FactorySettings(num=1), (8, 8))
+    with pytest.raises(DatasetFormatError, match="car-12"):
+        synthetic_views(tmp_path / "car5", fixed_cameras, size=64)
+
+
+def test_mixed_views_share_identity_layers(tmp_path):
+    backbone = _tiny_backbone()
+    out = mixed_views(backbone, box_labeler, fixed_cameras, [5, 6], views_per_car=3, view_layers=1, size=64)
+    assert out.images.shape == (6, 64, 64, 3) and out.groups.tolist() == [0, 0, 0, 1, 1, 1]
+    own = image_at_label_grid(backbone.sample([5]).image, (8, 8))[0].numpy()
+    own = np.asarray(Image.fromarray(own).resize((64, 64), Image.BILINEAR))
+    np.testing.assert_array_equal(out.images[0].numpy(), own)
+    assert not torch.equal(out.images[0], out.images[1])  # another viewpoint donor, another image
+    with pytest.raises(ValueError, match="view_layers"):
+        mixed_views(backbone, box_labeler, fixed_cameras, [5], views_per_car=2, view_layers=backbone.num_ws, size=64)
