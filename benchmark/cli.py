@@ -560,7 +560,9 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
 @click.option("--seeds", default="0-49", help="Toy test seeds (the test split is 0-249).")
 @click.option("--points", type=click.IntRange(min=100), default=5000, help="Surface points per mesh for Chamfer.")
 @click.option("--out", default="results/3d", help="Where run records are written (a new folder per checkpoint).")
-def three_d_eval(checkpoints, seeds, points, out):
+@click.option("--tables", "tables_dir", default="results/tables",
+              help="Where 3d.csv and 3d.tex (one row per checkpoint, from these records) are written.")
+def three_d_eval(checkpoints, seeds, points, out, tables_dir):
     """Score reconstructions of toy test images against their true meshes: Chamfer distance and 3D
     keypoint error (in car lengths), silhouette IoU and part mIoU of the input and novel views.
 
@@ -568,6 +570,8 @@ def three_d_eval(checkpoints, seeds, points, out):
     Example: benchmark 3d eval --checkpoint runs/recon-toy/reconstructor.pt --checkpoint runs/recon-gan/reconstructor.pt
     """
     import time
+
+    import pandas as pd
 
     from benchmark.records import write_record
     from inverse_graphics.evaluation import evaluate
@@ -582,10 +586,13 @@ def three_d_eval(checkpoints, seeds, points, out):
         model = load_reconstructor(_existing_file(checkpoint, "--checkpoint"))
         result = evaluate(model, seed_list, points=points)
         folder = write_record(out, "toy-3d-eval", {"checkpoint": checkpoint, "trained": model.extra, **result}, started)
-        rows.append([model.extra.get("source", "?"), *(f"{result[c]:.3f}" for c in columns), str(folder)])
-    click.echo("\t".join(("source", *columns, "record")))
-    for row in rows:
-        click.echo("\t".join(row))
+        rows.append([model.extra.get("source", "?"), *(result[c] for c in columns), str(folder)])
+    table = pd.DataFrame(rows, columns=["source", *columns, "record"])
+    tables = _writable_dir(tables_dir)
+    table.to_csv(tables / "3d.csv", index=False, float_format="%.4f")
+    (tables / "3d.tex").write_text(table.drop(columns="record").to_latex(index=False, float_format="%.3f"))
+    click.echo(table.to_string(index=False, float_format="%.3f"))
+    click.echo(f"tables: {tables / '3d.csv'}, {tables / '3d.tex'}")
 
 
 def main():

@@ -216,6 +216,24 @@ def test_evaluate_reports_every_figure():
     assert labels[32, 32] > 0 and labels[0, 0] == 0
 
 
+def test_3d_eval_command_writes_a_record_per_checkpoint_and_the_table(tmp_path):
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from benchmark.cli import cli
+
+    torch.manual_seed(0)
+    save_reconstructor(tmp_path / "r.pt", Reconstructor(TINY))
+    args = ["3d", "eval", "--checkpoint", str(tmp_path / "r.pt"), "--seeds", "3", "--points", "200",
+            "--out", str(tmp_path / "records"), "--tables", str(tmp_path / "tables")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "tables" / "3d.csv")
+    assert len(table) == 1 and 0 < table["silhouette_iou_input"][0] <= 1
+    assert (tmp_path / "tables" / "3d.tex").read_text().count("\\midrule") == 1
+    assert len(list((tmp_path / "records").glob("*/record.json"))) == 1
+
+
 def test_viewpoint_regressor_targets_training_and_checkpoint(views, tmp_path):
     cameras = torch.tensor([[350.0, 10.0, 9.0, 30.0]])
     back = decode(encode(cameras), fov=30.0)
