@@ -4,27 +4,11 @@ import json
 import pandas as pd
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from benchmark import configs
-from benchmark.cli import cli
 from benchmark.suites import check
 from benchmark.variants import VARIANTS
-
-REDUCED = {"toy": {"resolution": 32, "labelled": 2, "pool": 6, "test": 10},
-           "segmentation": {"backbone": "mobilenet_v3_large", "epochs": 2, "batch_size": 4, "lr": 1e-4},
-           "transfer": {"source_images": 6, "source_epochs": 1}, "semi": {"unlabelled": 4},
-           "datasetgan": {"toy_interpreter": {"generator": "tiny", "inversion_steps": 3, "mean_samples": 64,
-                                              "ensemble_size": 2, "max_epochs": 1, "pixels_per_image": 256},
-                          "num": 8, "shard_size": 4}}
-
-
-def _run(tmp_path, overrides, *extra, suite="parts"):
-    user = tmp_path / "user.yaml"
-    user.write_text(yaml.safe_dump(overrides))
-    return CliRunner().invoke(cli, ["run", "--suite", suite, "--profile", "quick", "--config", str(user),
-                                    "--out", str(tmp_path / "out"), *extra])
-
+from tests.fixtures.suites import REDUCED, run_quick
 
 def test_variants_are_a_plain_dict():
     assert list(VARIANTS) == ["transfer", "semi", "datasetgan", "supervised"]
@@ -35,7 +19,7 @@ def test_quick_profile_passes_its_checks():
 
 
 def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_path):
-    result = _run(tmp_path, REDUCED)
+    result = run_quick(tmp_path, REDUCED)
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
     table = pd.read_csv(out / "tables" / "parts.csv")
@@ -50,7 +34,7 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     assert len(r["cross_validation"]["miou"]["scores"]) == 5 and r["folds"][0] == [0, 1]
     assert r["cell"] == {"table": "1", "row": "transfer", "column": "toy-car-12", "round": 0}
     assert len(r["confusion_per_epoch_and_fold"]) == 2 and r["seeds"]["segmentation"] == 0
-    again = _run(tmp_path, REDUCED)   # resumes from the finished checkpoints: nothing is trained again
+    again = run_quick(tmp_path, REDUCED)   # resumes from the finished checkpoints: nothing is trained again
     assert again.exit_code == 0, again.output
     assert len(list((out / "runs").glob("*/record.json"))) == 8
     rerun = pd.read_csv(out / "tables" / "parts.csv")
@@ -58,7 +42,7 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     pd.testing.assert_series_equal(rerun["toy-car-12:miou:mean"], table["toy-car-12:miou:mean"])
     # a finished synthetic set given as such, merged onto a 5-class test set
     synthetic = next((out / "work").rglob("synthetic-*"))
-    given = _run(tmp_path, {**REDUCED, "variants": ["datasetgan"], "test_sets": ["toy-car-5"],
+    given = run_quick(tmp_path, {**REDUCED, "variants": ["datasetgan"], "test_sets": ["toy-car-5"],
                             "datasetgan": {"synthetic": str(synthetic)}})
     assert given.exit_code == 0, given.output
     record = json.loads(max((out / "runs").glob("*datasetgan-toy-car-5/record.json")).read_text())
@@ -80,7 +64,7 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     ({"labelled": [0, 0]}, "labelled must be distinct indices"),
 ])
 def test_bad_input_stops_before_training(tmp_path, overrides, message):
-    result = _run(tmp_path, overrides)
+    result = run_quick(tmp_path, overrides)
     assert result.exit_code != 0 and message in result.output, result.output
     assert "Traceback" not in result.output and not (tmp_path / "out" / "runs").exists()
 
@@ -94,7 +78,7 @@ def _interpreter_config(tmp_path, **changes):
 
 
 def test_an_interpreter_config_naming_a_missing_checkpoint(tmp_path):
-    result = _run(tmp_path, _interpreter_config(tmp_path))
+    result = run_quick(tmp_path, _interpreter_config(tmp_path))
     assert result.exit_code != 0 and f"no such file {tmp_path / 'interp.pt'}" in result.output
     assert not (tmp_path / "out" / "runs").exists()
 
@@ -102,7 +86,7 @@ def test_an_interpreter_config_naming_a_missing_checkpoint(tmp_path):
 def test_synthetic_classes_that_do_not_meet_the_test_set(tmp_path):
     overrides = _interpreter_config(tmp_path, classes="face-34")
     (tmp_path / "interp.pt").write_bytes(b"")
-    result = _run(tmp_path, overrides)
+    result = run_quick(tmp_path, overrides)
     assert result.exit_code != 0 and "test set's classes (car-12, 12 classes)" in result.output
     assert "face-34 (34 classes)" in result.output and not (tmp_path / "out" / "runs").exists()
 
@@ -119,18 +103,18 @@ def test_a_merge_to_the_test_classes_is_accepted(tmp_path):
     ({"keypoints": {"thresholds": []}}, "must be positive"),
 ])
 def test_keypoint_suite_problems_stop_before_training(tmp_path, overrides, message):
-    result = _run(tmp_path, overrides, suite="keypoints")
+    result = run_quick(tmp_path, overrides, suite="keypoints")
     assert result.exit_code != 0 and message in result.output, result.output
     assert not (tmp_path / "out" / "runs").exists()
 
 
 def test_a_keypoint_test_set_in_a_segmentation_suite(tmp_path):
-    result = _run(tmp_path, {"test_sets": ["toy-car-keypoints"]})
+    result = run_quick(tmp_path, {"test_sets": ["toy-car-keypoints"]})
     assert result.exit_code != 0 and "set task: keypoints" in result.output
 
 
 def test_a_missing_synthetic_dataset_root(tmp_path):
-    result = _run(tmp_path, {"datasetgan": {"synthetic": str(tmp_path / "nowhere")}})
+    result = run_quick(tmp_path, {"datasetgan": {"synthetic": str(tmp_path / "nowhere")}})
     assert result.exit_code != 0 and f"{tmp_path / 'nowhere' / 'index.json'}: missing" in result.output
     assert not (tmp_path / "out" / "runs").exists()
 
@@ -163,7 +147,7 @@ def test_a_real_test_set_runs_the_datasetgan_variant(tmp_path):
     overrides = {**REDUCED, "test_sets": ["cat-16"], "variants": ["datasetgan"], "folds": 3,
                  "roots": {"cat-16": str(tmp_path / "release")}, "datasetgan": {"synthetic": str(tmp_path / "synthetic")},
                  "segmentation": {**REDUCED["segmentation"], "resolution": 16}}
-    result = _run(tmp_path, overrides)
+    result = run_quick(tmp_path, overrides)
     assert result.exit_code == 0, result.output
     record = json.loads(next((tmp_path / "out" / "runs").glob("*/record.json")).read_text())
     assert record["test_set"] == "cat-16" and len(record["classes"]) == 16 and record["folds"] == [[0, 0], [1, 1], [2, 2]]
@@ -174,7 +158,7 @@ def test_a_real_test_set_with_no_images(tmp_path):
     from tests.fixtures.ade20k import build_2021
 
     build_2021(tmp_path / "ade")   # three validation images: all taken by the first-50 validation split
-    result = _run(tmp_path, {"test_sets": ["ade-car-12"], "variants": ["supervised"],
+    result = run_quick(tmp_path, {"test_sets": ["ade-car-12"], "variants": ["supervised"],
                              "roots": {"ade-car-12": str(tmp_path / "ade")}})
     assert result.exit_code != 0 and "0 test images cannot make 5 folds" in result.output, result.output
     assert not (tmp_path / "out" / "runs").exists()
@@ -188,7 +172,7 @@ def test_a_real_test_set_with_no_images(tmp_path):
     ({"test_sets": ["cat-16"], "variants": ["supervised"], "roots": {"cat-16": "/"}}, "no fully supervised baseline"),
 ])
 def test_real_test_set_problems_stop_before_training(tmp_path, overrides, message):
-    result = _run(tmp_path, overrides)
+    result = run_quick(tmp_path, overrides)
     assert result.exit_code != 0 and message in result.output, result.output
     assert not (tmp_path / "out" / "runs").exists()
 
@@ -196,5 +180,5 @@ def test_real_test_set_problems_stop_before_training(tmp_path, overrides, messag
 def test_an_unknown_class_set_in_the_interpreter_config(tmp_path):
     overrides = _interpreter_config(tmp_path, classes="car-99")
     (tmp_path / "interp.pt").write_bytes(b"")
-    result = _run(tmp_path, overrides)
+    result = run_quick(tmp_path, overrides)
     assert result.exit_code != 0 and "unknown class set 'car-99'" in result.output and "Traceback" not in result.output

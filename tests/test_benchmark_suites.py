@@ -3,26 +3,12 @@ two epochs): records, tables, the Fig. 6 plot, and the cells each run fills."""
 import json
 
 import pandas as pd
-import yaml
 from click.testing import CliRunner
 
 from benchmark.cli import cli
 from datasets.synthetic import SyntheticDataset
 from datasets.toy import KEYPOINT_NAMES
-
-REDUCED = {"toy": {"resolution": 32, "labelled": 2, "pool": 6, "test": 10},
-           "segmentation": {"backbone": "mobilenet_v3_large", "epochs": 2, "batch_size": 4, "lr": 1e-4},
-           "transfer": {"source_images": 6, "source_epochs": 1}, "semi": {"unlabelled": 4},
-           "datasetgan": {"toy_interpreter": {"generator": "tiny", "inversion_steps": 3, "mean_samples": 64,
-                                              "ensemble_size": 2, "max_epochs": 1, "pixels_per_image": 256},
-                          "num": 8, "shard_size": 4}}
-
-
-def _run(tmp_path, suite, overrides):
-    user = tmp_path / "user.yaml"
-    user.write_text(yaml.safe_dump(overrides))
-    return CliRunner().invoke(cli, ["run", "--suite", suite, "--profile", "quick", "--config", str(user),
-                                    "--out", str(tmp_path / "out")])
+from tests.fixtures.suites import REDUCED, run_quick
 
 
 def _records(out):
@@ -30,7 +16,7 @@ def _records(out):
 
 
 def test_keypoint_suite_writes_table_2(tmp_path):
-    result = _run(tmp_path, "keypoints", REDUCED)
+    result = run_quick(tmp_path, REDUCED, suite="keypoints")
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
     table = pd.read_csv(out / "tables" / "keypoints.csv")
@@ -54,7 +40,7 @@ ABLATIONS = {**REDUCED, "paper_columns": {"toy-car-12": "ade-car-12", "toy-car-5
 
 
 def test_ablation_suite_fills_tables_3_to_6_and_fig6(tmp_path):
-    result = _run(tmp_path, "ablations", ABLATIONS)
+    result = run_quick(tmp_path, ABLATIONS, suite="ablations")
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
     records = _records(out)
