@@ -590,7 +590,11 @@ def three_d_eval(checkpoints, seeds, points, out, tables_dir):
     table = pd.DataFrame(rows, columns=["source", *columns, "record"])
     tables = _writable_dir(tables_dir)
     table.to_csv(tables / "3d.csv", index=False, float_format="%.4f")
-    (tables / "3d.tex").write_text(table.drop(columns="record").to_latex(index=False, float_format="%.3f"))
+    headers = {"chamfer_over_length": "Chamfer / length", "keypoint_error_over_length": "keypoint error / length",
+               "silhouette_iou_input": "sil. IoU input", "silhouette_iou_novel": "sil. IoU novel",
+               "part_miou_input": "part mIoU input", "part_miou_novel": "part mIoU novel"}
+    latex = table.drop(columns="record").rename(columns=headers).to_latex(index=False, float_format="%.3f", escape=True)
+    (tables / "3d.tex").write_text(latex)
     click.echo(table.to_string(index=False, float_format="%.3f"))
     click.echo(f"tables: {tables / '3d.csv'}, {tables / '3d.tex'}")
 
