@@ -68,8 +68,11 @@ def run(suite, profile, extra, out, dry_run):
     if dry_run:
         return
     out_dir = _writable_dir(out)
-    click.echo(f"\nplan: {len(config['variants'])} variants x {len(config.get('test_sets', []))} test sets, "
-               f"{config.get('folds', 5)}-fold evaluation, records under {out}/runs, tables under {out}/tables")
+    test_sets = len(config.get("test_sets", []))
+    what = (f"the ablation sweeps on {test_sets} test sets" if "ablations" in config
+            else f"{len(config['variants'])} variants x {test_sets} test sets")
+    click.echo(f"\nplan: {what}, {config.get('folds', 5)}-fold evaluation, records under {out}/runs, "
+               f"tables under {out}/tables")
     try:
         folders = run_suite(config, out_dir)
     except (DatasetFormatError, CheckpointFormatError, configs.ConfigError) as e:
