@@ -177,7 +177,8 @@ def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gam
 
     import torch
 
-    from datasetgan.gan_training import GANTrainer, TrainOptions, image_files, load_images
+    from datasetgan.gan_training import GANTrainer, TrainOptions, load_images
+    from datasets.files import image_files
 
     if threads:
         torch.set_num_threads(threads)
@@ -238,7 +239,8 @@ def gan_project(checkpoint, images, count, steps, noise, out):
     import torch
 
     from datasetgan.backbone import Backbone
-    from datasetgan.gan_training import image_files, load_images, save_grid
+    from datasetgan.gan_training import load_images, save_grid
+    from datasets.files import image_files
     from datasetgan.inversion import InversionSettings, invert
     from datasetgan.loaders import load_generator_any
 

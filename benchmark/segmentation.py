@@ -11,7 +11,7 @@ pretrained backbone only from the local file `SegmentationSettings.pretrained` n
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +157,24 @@ def load_backbone_weights(net: nn.Module, path: Path) -> None:
         raise ConfigError(f"{path}: not a backbone of this network; {len(missing)} tensors missing or of "
                           f"another shape, e.g. {missing[:3]}")
     net.backbone.load_state_dict({k: state[k] for k in wanted})
+
+
+def load_network(settings: SegmentationSettings, path: Path) -> nn.Module:
+    """A whole DeepLabV3 from a local state dict (ours, or torchvision's, e.g. its MS-COCO one), with as many
+    outputs as the file's last layer; the auxiliary head, if stored, is dropped. A file of another
+    network is a clear error naming it."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("model", state) if isinstance(state, dict) else state
+    head = state.get("classifier.4.weight") if isinstance(state, dict) else None
+    if head is None:
+        raise ConfigError(f"{path}: not a DeepLabV3 state dict (no classifier.4.weight)")
+    net = build_network(replace(settings, pretrained=None), head.shape[0])
+    try:
+        net.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux_classifier.")})
+    except RuntimeError as e:
+        raise ConfigError(f"{path}: not a DeepLabV3 with the {settings.backbone} backbone: "
+                          f"{str(e).splitlines()[1].strip()}") from None
+    return net
 
 
 def last_layer(net: nn.Module) -> nn.Conv2d:

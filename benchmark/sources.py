@@ -4,17 +4,16 @@
 Test set names: `toy-car-12` (the toy test split, exact ADE-Car-12 labels), `toy-car-5` (the same,
 merged to the 5 PASCAL-style parts) and, for the keypoint task, `toy-car-keypoints` (the same images
 with their 16 keypoints), or a real set of datasets.registry (its `test` split, its root
-from the config's `roots: {name: PATH}` or configs/datasets/<name>.yaml). Real test sets run the
-variants in REAL_VARIANTS only: datasetgan (a synthetic set) and supervised (the set's `train` split;
-not for the DatasetGAN release sets, whose train split is the annotated GAN images); transfer and
-semi need the human-annotated GAN images, an unlabelled real pool and COCO-like weights wired: not
-done yet.
+from the config's `roots: {name: PATH}` or configs/datasets/<name>.yaml). On a real test set the
+few-label variants take their human labels, unlabelled pool and source network from the config's
+`real` entry (RealSources): by default the labels are the test set's own `train` split, which for
+the DatasetGAN release sets is the annotated GAN images (the paper's out-of-domain setting).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from benchmark.configs import CONFIG_ROOT, ConfigError, load
@@ -26,7 +25,6 @@ from datasets.toy import SPLITS, ToyDataset, ToySettings, write_split
 # Test set name -> the merge applied to the toy world's ADE-Car-12 labels (None: kept as they are).
 TOY_TEST_SETS = {"toy-car-12": None, "toy-car-5": CAR_12_TO_5, "toy-car-keypoints": None}
 KEYPOINT_TEST_SETS = ("toy-car-keypoints",)   # the keypoint task's (scored on keypoints, not labels)
-REAL_VARIANTS = ("datasetgan", "supervised")
 TASKS = ("segmentation", "keypoints")
 
 MERGES = {(m.source.name, m.target.name): m for m in vars(class_module).values() if isinstance(m, LabelMerge)}
@@ -97,11 +95,16 @@ def settings_from(cls, config: dict, key: str):
 
 
 def class_merge(source: ClassSet, target: ClassSet, what: str) -> LabelMerge | None:
-    """None when the sets are the same, the declared merge when one exists, else a clear error."""
+    """None when the sets are the same, the declared merge when one exists, or two declared merges in a row
+    (car-20 -> ADE-Car-12 -> 5 parts), else a clear error."""
     if source.names == target.names:
         return None
     if (source.name, target.name) in MERGES:
         return MERGES[(source.name, target.name)]
+    for (first_source, middle), first in MERGES.items():
+        if first_source == source.name and (middle, target.name) in MERGES:
+            second = MERGES[(middle, target.name)]
+            return LabelMerge(source, target, {k: second.mapping[v] for k, v in first.mapping.items()})
     raise DatasetFormatError(what, f"labels in the test set's classes ({target.name}, {len(target)} classes) or a "
                                    f"declared merge to them; got {source.name} ({len(source)} classes)")
 
@@ -135,6 +138,49 @@ def check_test_set(name: str, task: str = "segmentation") -> LabelMerge | None:
     return None
 
 
+@dataclass(frozen=True)
+class RealSources:
+    """Where the few-label variants get their data on a real test set (the toy world makes its own).
+
+    labelled: test set -> the registry dataset whose `train` split holds the human labels (default: the
+    test set's own; e.g. car-20's annotated GAN images for ade-car-12, merged to its classes);
+    labelled_count: the first N of them (None: all). unlabelled: test set -> a folder of images, the
+    semi-supervised pool (the first `semi.unlabelled` images under it, by path). transfer_weights: a DeepLabV3 state dict
+    trained on segmentation of another domain (the paper: MS-COCO; torchvision's file fits), whose
+    last layer transfer replaces."""
+
+    labelled: dict = field(default_factory=dict)
+    labelled_count: int | None = None
+    unlabelled: dict = field(default_factory=dict)
+    transfer_weights: str | None = None
+
+    def __post_init__(self):
+        for name in ("labelled", "unlabelled"):
+            if not isinstance(getattr(self, name), dict):
+                raise ConfigError(f"real.{name} must map test set names to {name} sources, got {getattr(self, name)!r}")
+        if self.labelled_count is not None and self.labelled_count < 1:
+            raise ConfigError(f"real.labelled_count must be at least 1, got {self.labelled_count}")
+
+    def labelled_set(self, test_set: str) -> str:
+        """The registry name of the dataset whose train split labels `test_set`'s few-label variants."""
+        return self.labelled.get(test_set, test_set)
+
+    def unlabelled_folder(self, test_set: str) -> Path:
+        """The semi-supervised pool's folder for `test_set`; unset or missing is a clear error."""
+        folder = self.unlabelled.get(test_set)
+        if not folder or not Path(folder).is_dir():
+            raise ConfigError(f"test set {test_set}: the semi variant needs an unlabelled pool; set "
+                              f"`real: {{unlabelled: {{{test_set}: FOLDER}}}}` to a folder of images (got {folder})")
+        return Path(folder)
+
+    def weights(self) -> Path:
+        """The transfer variant's source network file; unset or missing is a clear error."""
+        if not self.transfer_weights or not Path(self.transfer_weights).is_file():
+            raise ConfigError(f"the transfer variant on a real test set needs real.transfer_weights: a DeepLabV3 "
+                              f"state dict trained on another domain (got {self.transfer_weights})")
+        return Path(self.transfer_weights)
+
+
 def real_dataset(name: str, config: dict, split: str = "test") -> PartDataset:
     """A split of a real dataset at its configured root; a missing root or split is a clear error."""
     from datasets.registry import load as load_dataset
@@ -147,7 +193,7 @@ def real_dataset(name: str, config: dict, split: str = "test") -> PartDataset:
         where = f"configs/datasets/{name}.yaml"
         root = load(CONFIG_ROOT / "datasets" / f"{name}.yaml").get("root")
     if not root or not Path(root).is_dir():
-        raise ConfigError(f"test set {name}: dataset root {root} ({where}) is not a folder; "
+        raise ConfigError(f"{name}: dataset root {root} ({where}) is not a folder; "
                           f"set `roots: {{{name}: PATH}}` in a --config file")
     if split not in splits(name):
         raise ConfigError(f"{name} has no {split!r} split (has {', '.join(splits(name))})")

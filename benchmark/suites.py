@@ -13,6 +13,7 @@ Config entries read here (defaults in the dataclasses they fill, one place each)
     folds: 5            miou: official | mmseg          device: auto | cpu | cuda
     toy: ToyData        segmentation: SegmentationSettings   keypoints: KeypointSettings
     transfer: TransferSettings   semi: S4GANSettings   datasetgan: DatasetGANSettings
+    real: RealSources (the few-label variants' labels, unlabelled pool and source network on real test sets)
     labelled: [indices into the toy labelled split]      the human labels (default: the first toy.labelled)
     table: the paper table the suite fills    paper_tables: where its published figures are looked up
     paper_columns: {test set: the paper's column it stands in for}
@@ -33,17 +34,18 @@ from benchmark.records import write_record
 from benchmark.keypoints import KeypointSettings, load_keypoint_images
 from benchmark.segmentation import SegmentationSettings, load_images
 from benchmark.semi import S4GANSettings
-from benchmark.sources import (REAL_VARIANTS, TOY_TEST_SETS, ToyData, check_test_set, labelled_indices, real_dataset,
+from benchmark.sources import (TOY_TEST_SETS, RealSources, ToyData, check_test_set, labelled_indices, real_dataset,
                                settings_from, task_of, toy_split)
 from benchmark.variants import (KEYPOINT_VARIANTS, VARIANTS, Context, DatasetGANSettings, TransferSettings,
-                                check_datasetgan, work_key)
+                                check_datasetgan, check_real_sources, work_key)
 from datasets.classes import CAR_12
 from datasets.datasetgan_release import RELEASES
 from datasets.toy import KEYPOINT_NAMES, SPLITS, ToySettings
 
 CONVENTIONS = ("official", "mmseg")
 SECTIONS = {"toy": ToyData, "segmentation": SegmentationSettings, "keypoints": KeypointSettings,
-            "transfer": TransferSettings, "semi": S4GANSettings, "datasetgan": DatasetGANSettings}
+            "transfer": TransferSettings, "semi": S4GANSettings, "datasetgan": DatasetGANSettings,
+            "real": RealSources}
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,6 @@ def check_run(config: dict) -> None:
             count = sections["toy"].test
             targets = KEYPOINT_NAMES if task == "keypoints" else (merge.target if merge else CAR_12)
         else:
-            waiting = [v for v in config["variants"] if v not in REAL_VARIANTS]
-            if waiting:
-                raise ConfigError(f"test set {name}: variants {waiting} are not implemented yet for real test sets "
-                                  f"(runnable: {', '.join(REAL_VARIANTS)})")
             if "supervised" in config["variants"] and name in RELEASES:
                 raise ConfigError(f"test set {name}: no fully supervised baseline (its train split holds only "
                                   f"the annotated GAN images; the paper has none either)")
@@ -125,6 +123,7 @@ def check_run(config: dict) -> None:
             count, targets = len(dataset), dataset.classes
             if "supervised" in config["variants"]:
                 real_dataset(name, config, "train")
+            check_real_sources(config, name, targets)
         try:
             folds(count, config.get("folds", 5))
         except ValueError as e:

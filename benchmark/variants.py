@@ -15,10 +15,15 @@ for keypoints (benchmark.segmentation.evaluate). `check` functions stop bad inpu
   interpreter config of your own (`datasetgan.interpreter`) or a finished synthetic folder
   (`datasetgan.synthetic`) replace it.
 - transfer: DeepLab pretrained on another labelled domain (toy cars at another camera and framing
-  setting, labelled with the 5 PASCAL-style parts: the stand-in for MS-COCO), then only its last
-  layer replaced and fine-tuned on the few labelled images (part logits or keypoint heatmaps).
-- semi: s4GAN on the few labelled images plus the toy world's unlabelled pool (benchmark.semi;
-  part segmentation only, as in the paper).
+  setting, labelled with the 5 PASCAL-style parts: the stand-in for MS-COCO; on a real test set the
+  network file `real.transfer_weights` names), then only its last layer replaced and fine-tuned on
+  the few labelled images (part logits or keypoint heatmaps).
+- semi: s4GAN on the few labelled images plus an unlabelled pool: the toy world's unlabelled split,
+  or the folder `real.unlabelled` names for a real test set (benchmark.semi; part segmentation only,
+  as in the paper).
+
+On a real test set the few labelled images are the train split of `real.labelled`'s dataset for it
+(default: its own), merged to its classes (benchmark.sources.RealSources).
 
 Work shared between runs (the transfer source's pretraining, interpreters, synthetic sets) lives in
 `shared`, keyed by everything that shapes it, so suites and test sets asking the same reuse it.
@@ -34,13 +39,14 @@ import torch
 from benchmark import configs
 from benchmark.keypoints import KeypointImages, KeypointSettings, load_keypoint_images
 from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, fit, last_layer, load_images,
-                                    replace_last_layer)
+                                    load_network, replace_last_layer, resize_image)
 from benchmark.semi import S4GAN, S4GANSettings
-from benchmark.sources import (TOY_TEST_SETS, Subset, ToyData, class_merge, labelled_indices, real_dataset,
-                               settings_from, short_hash, task_of, toy_split)
+from benchmark.sources import (TOY_TEST_SETS, RealSources, Subset, ToyData, class_merge, labelled_indices,
+                               real_dataset, settings_from, short_hash, task_of, toy_split)
 from benchmark.toy_interpreter import ToyInterpreterSettings, file_digest, interpreter_config, trained
 from datasets.base import LabelMerge, PartDataset
 from datasets.classes import CAR_12_TO_5
+from datasets.files import image_files, read_rgb
 from datasets.toy import ToySettings
 
 
@@ -79,11 +85,29 @@ class Context:
         settings = settings or ToySettings(resolution=self.toy.resolution)
         return self.images(toy_split(self.data_dir, split, count, settings), count, self.merge, f"toy {split} split")
 
+    @property
+    def real(self) -> RealSources:
+        return settings_from(RealSources, self.config, "real")
+
     def labelled(self):
-        """The human-labelled images: the labelled split's images at `labelled_indices`."""
-        indices = labelled_indices(self.config)
-        split = toy_split(self.data_dir, "labelled", max(indices) + 1, ToySettings(resolution=self.toy.resolution))
-        return self.images(Subset(split, indices), None, self.merge, "labelled toy images")
+        """The human-labelled images: the toy labelled split's at `labelled_indices`, or for a real test set
+        the first real.labelled_count of its labelled set's train split, merged to the test set's classes."""
+        if self.test_set in TOY_TEST_SETS:
+            indices = labelled_indices(self.config)
+            split = toy_split(self.data_dir, "labelled", max(indices) + 1, ToySettings(resolution=self.toy.resolution))
+            return self.images(Subset(split, indices), None, self.merge, "labelled toy images")
+        name = self.real.labelled_set(self.test_set)
+        data = real_dataset(name, self.config, "train")
+        merge = class_merge(data.classes, self.test.classes, f"{name} train split")
+        return self.images(data, self.real.labelled_count, merge, f"{name} train split (the human labels)")
+
+    def unlabelled(self, count: int) -> torch.Tensor:
+        """uint8 (N, R, R, 3): the first `count` images of the toy unlabelled split, or of the real test set's
+        real.unlabelled folder (resized to segmentation.resolution)."""
+        if self.test_set in TOY_TEST_SETS:
+            return self.toy_images("unlabelled", count).images
+        files = image_files(self.real.unlabelled_folder(self.test_set), recursive=True)[:count]
+        return torch.stack([resize_image(read_rgb(f), self.segmentation.resolution) for f in files])
 
     def train(self, train, name: str, net: torch.nn.Module | None = None, objective=None) -> np.ndarray:
         """fit() `net` (default: a fresh DeepLab) on `train` in work/name; the test set's figures per epoch."""
@@ -171,6 +195,23 @@ def check_datasetgan(config: dict, test_set: str, targets) -> None:
                                       f"inverted into it")
 
 
+def check_real_sources(config: dict, test_set: str, targets) -> None:
+    """Before training on a real test set: the few-label variants' labelled set opens and its classes map
+    onto the test set's; semi's unlabelled folder holds images; transfer's network file loads."""
+    variants = set(config["variants"])
+    real = settings_from(RealSources, config, "real")
+    if variants & {"transfer", "semi"}:
+        name = real.labelled_set(test_set)
+        data = real_dataset(name, config, "train")
+        if len(data) == 0:
+            raise configs.ConfigError(f"test set {test_set}: the labelled set ({name} train split) holds no images")
+        class_merge(data.classes, targets, f"{name} train split (the labelled set of {test_set})")
+    if "semi" in variants:
+        image_files(real.unlabelled_folder(test_set), recursive=True)
+    if "transfer" in variants:
+        load_network(settings_from(SegmentationSettings, config, "segmentation"), real.weights())
+
+
 def _check_targets(made, wanted, where: str) -> None:
     """A synthetic set's classes must map onto the test set's; its keypoints must be the test set's."""
     if isinstance(wanted, tuple) or isinstance(made, tuple):
@@ -239,7 +280,10 @@ class TransferSettings:
 
 
 def pretrained_on_source(ctx: Context) -> torch.nn.Module:
-    """DeepLab trained on the source domain's part segmentation, once per setting under shared/."""
+    """DeepLab trained on the source domain's segmentation: real.transfer_weights for a real test set, else
+    trained here on the toy source domain, once per setting under shared/."""
+    if ctx.test_set not in TOY_TEST_SETS:
+        return load_network(ctx.segmentation, ctx.real.weights())
     settings = settings_from(TransferSettings, ctx.config, "transfer")
     source_world = ToySettings(resolution=ctx.toy.resolution, elevation=settings.elevation, fov=settings.fov,
                                fill=settings.fill)
@@ -260,17 +304,18 @@ def transfer(ctx: Context) -> tuple[np.ndarray, dict]:
     net.requires_grad_(False)
     last_layer(net).requires_grad_(True)
     labelled = ctx.labelled()
-    settings = settings_from(TransferSettings, ctx.config, "transfer")
-    return ctx.train(labelled, "finetune", net=net), {"training_images": len(labelled),
-                                                      "source": {**asdict(settings),
-                                                                 "classes": CAR_12_TO_5.target.name}}
+    if ctx.test_set in TOY_TEST_SETS:
+        source = {**asdict(settings_from(TransferSettings, ctx.config, "transfer")), "classes": CAR_12_TO_5.target.name}
+    else:
+        source = {"weights": str(ctx.real.weights()), "labelled_set": ctx.real.labelled_set(ctx.test_set)}
+    return ctx.train(labelled, "finetune", net=net), {"training_images": len(labelled), "source": source}
 
 
 def semi(ctx: Context) -> tuple[np.ndarray, dict]:
     """s4GAN on the few labelled images and the unlabelled pool."""
     settings = settings_from(S4GANSettings, ctx.config, "semi")
     labelled = ctx.labelled()
-    unlabelled = ctx.toy_images("unlabelled", settings.unlabelled).images
+    unlabelled = ctx.unlabelled(settings.unlabelled)
     objective = S4GAN(unlabelled, len(ctx.test.classes), settings, torch.device(ctx.device), ctx.segmentation.seed)
     return ctx.train(labelled, "s4gan", objective=objective), {"training_images": len(labelled),
                                                                "unlabelled_images": len(unlabelled)}
@@ -282,5 +327,5 @@ KEYPOINT_VARIANTS = ("transfer", "datasetgan", "supervised")   # the paper's Tab
 
 def work_key(config: dict, variant: str) -> str:
     """Folder name of a variant's work: its name and a hash of everything that shapes its training."""
-    keys = ("task", "toy", "labelled", "segmentation", "keypoints", "roots", variant)
+    keys = ("task", "toy", "labelled", "segmentation", "keypoints", "roots", "real", variant)
     return f"{variant}-{short_hash({k: config.get(k) for k in keys})}"

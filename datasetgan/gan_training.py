@@ -22,7 +22,7 @@ from tqdm import tqdm
 from datasetgan.backbone import Backbone, Truncation
 from datasetgan.stylegan2 import LRELU_GAIN, FullyConnected, Generator, GeneratorConfig
 from datasets.base import DatasetFormatError
-from datasets.files import atomic_write, list_files, read_rgb
+from datasets.files import atomic_write, read_rgb
 
 
 TOY_GAN = Path(__file__).resolve().parents[1] / "checkpoints" / "toy-car-gan.pt"  # shipped with the code
@@ -99,15 +99,6 @@ class Discriminator(nn.Module):
         return self.out(self.fc(_lrelu(self.conv(x)).flatten(1))).squeeze(1)
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The PNG/JPG files of a folder, sorted; for a toy split folder, those of its images/."""
-    folder = folder / "images" if (folder / "images").is_dir() else folder
-    files = list_files(folder, (".png", ".jpg", ".jpeg"), "images")
-    if not files:
-        raise DatasetFormatError(folder, "PNG or JPG images (found none)")
-    return files
-
-
 def diff_augment(x: Tensor, rng: torch.Generator) -> Tensor:
     """Differentiable augmentation (Zhao et al. 2020) of x: float (B, 3, R, R): random brightness,
     saturation and contrast, then a random translation by up to 1/8 of the image (zero fill).
@@ -158,6 +149,7 @@ class GANTrainer:
         """data: uint8 (N, 3, R, R). All random draws come from one CPU generator, so a run (and its
         resume) is the same sequence of batches on any device."""
         self.run_dir, self.opt, self.device = Path(run_dir), options, torch.device(device)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data = data.to(self.device)
         torch.manual_seed(options.seed)
         cfg = options.generator
@@ -185,7 +177,6 @@ class GANTrainer:
 
     def checkpoint(self) -> None:
         """Write training.pt (everything) and generator.pt (EMA weights + config), atomically."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         _atomic_save({"options": _options_dict(self.opt), "iteration": self.iteration, "log": self.log,
                       "rng": self.rng.get_state(), **{n: getattr(self, n).state_dict()
                                                       for n in ("G", "G_ema", "D", "opt_G", "opt_D")}},

@@ -17,10 +17,8 @@ import numpy as np
 
 from datasets.base import ClassSet, DatasetFormatError, PartDataset, Sample
 from datasets.classes import BEDROOM_19, BIRD_11, CAR_20, CAT_16, FACE_34
-from datasets.files import (OnError, check_split, file_index, list_files, pair_by_sorted_name, raise_error, read_npy,
-                            read_rgb)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+from datasets.files import (IMAGE_SUFFIXES, OnError, check_split, file_index, list_files, pair_by_sorted_name,
+                            raise_error, read_npy, read_rgb)
 
 
 @dataclass(frozen=True)

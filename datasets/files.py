@@ -20,6 +20,7 @@ from PIL import Image
 
 from datasets.base import DatasetFormatError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 OnError = Callable[[DatasetFormatError], None]
 
 
@@ -152,6 +153,21 @@ def list_files(folder: Path, suffixes: tuple[str, ...], what: str) -> list[Path]
     if not folder.is_dir():
         raise DatasetFormatError(folder, f"missing folder of {what}")
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The PNG/JPG files of a folder (of its images/ when it has one, as a toy split folder), sorted by path;
+    `recursive` takes those of its subfolders too (CUB's images/<class>/). None is an error."""
+    folder = folder / "images" if (folder / "images").is_dir() else folder
+    if not recursive:
+        files = list_files(folder, IMAGE_SUFFIXES, "images")
+    elif folder.is_dir():
+        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        raise DatasetFormatError(folder, "missing folder of images")
+    if not files:
+        raise DatasetFormatError(folder, "PNG or JPG images (found none)")
+    return files
 
 
 def read_text(path: Path, what: str) -> str:

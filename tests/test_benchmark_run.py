@@ -53,7 +53,7 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     ({"toy": {"test": 3}}, "3 test images cannot make 5 folds"),
     ({"toy": {"test": 0}}, "toy.test must be in 1..250"),
     ({"test_sets": []}, "at least one test set"),
-    ({"test_sets": ["ade-car-12"]}, "are not implemented yet for real test sets"),
+    ({"test_sets": ["ade-car-12"], "segmentation": {"resolution": 16}}, "configs/datasets/ade-car-12.yaml) is not a folder"),
     ({"test_sets": ["nope"]}, "unknown test set 'nope'"),
     ({"variants": ["supervised", "magic"]}, "valid: transfer, semi, datasetgan, supervised"),
     ({"segmentation": {"epochs": 1, "bogus": 2}}, "unknown fields ['bogus']"),
@@ -165,7 +165,6 @@ def test_a_real_test_set_with_no_images(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"test_sets": ["cat-16"], "variants": ["semi"]}, "variants ['semi'] are not implemented yet for real test sets"),
     ({"test_sets": ["cat-16"], "variants": ["datasetgan"], "roots": {"cat-16": "/no/such/root"}},
      "dataset root /no/such/root (roots.cat-16 in the config) is not a folder"),
     ({"test_sets": ["cat-16"], "variants": ["datasetgan"], "segmentation": {"epochs": 1}}, "set segmentation.resolution"),
