@@ -4,10 +4,14 @@
 Test set names: `toy-car-12` (the toy test split, exact ADE-Car-12 labels), `toy-car-5` (the same,
 merged to the 5 PASCAL-style parts) and, for the keypoint task, `toy-car-keypoints` (the same images
 with their 16 keypoints), or a real set of datasets.registry (its `test` split, its root
-from the config's `roots: {name: PATH}` or configs/datasets/<name>.yaml). On a real test set the
-few-label variants take their human labels, unlabelled pool and source network from the config's
-`real` entry (RealSources): by default the labels are the test set's own `train` split, which for
-the DatasetGAN release sets is the annotated GAN images (the paper's out-of-domain setting).
+from the config's `roots: {name: PATH}` or configs/datasets/<name>.yaml). A real set whose dataset
+declares `keypoint_names` (cub-bird's 15 CUB parts) is a keypoint test set too: the keypoint task
+scores its keypoints, PCK normalised by its object masks' boxes (benchmark.keypoints), while the
+segmentation task still scores its label maps. On a real test set the few-label variants take their
+human labels, unlabelled pool and source network from the config's `real` entry (RealSources): by
+default the labels are the test set's own `train` split, which for the DatasetGAN release sets is the
+annotated GAN images (the paper's out-of-domain setting); they must carry the test set's classes (or
+a declared merge to them) or, for the keypoint task, exactly its keypoint names (target_merge).
 """
 from __future__ import annotations
 
@@ -20,11 +24,11 @@ from benchmark.configs import CONFIG_ROOT, ConfigError, load
 from datasets import classes as class_module
 from datasets.base import ClassSet, DatasetFormatError, LabelMerge, PartDataset
 from datasets.classes import CAR_12_TO_5
-from datasets.toy import SPLITS, ToyDataset, ToySettings, write_split
+from datasets.toy import KEYPOINT_NAMES, SPLITS, ToyDataset, ToySettings, write_split
 
 # Test set name -> the merge applied to the toy world's ADE-Car-12 labels (None: kept as they are).
 TOY_TEST_SETS = {"toy-car-12": None, "toy-car-5": CAR_12_TO_5, "toy-car-keypoints": None}
-KEYPOINT_TEST_SETS = ("toy-car-keypoints",)   # the keypoint task's (scored on keypoints, not labels)
+KEYPOINT_TEST_SETS = ("toy-car-keypoints",)   # the toy ones scored on keypoints only (real ones: keypoint_names)
 TASKS = ("segmentation", "keypoints")
 
 MERGES = {(m.source.name, m.target.name): m for m in vars(class_module).values() if isinstance(m, LabelMerge)}
@@ -109,6 +113,30 @@ def class_merge(source: ClassSet, target: ClassSet, what: str) -> LabelMerge | N
                                    f"declared merge to them; got {source.name} ({len(source)} classes)")
 
 
+def describe_targets(targets) -> str:
+    """A class set or a tuple of keypoint names, for messages."""
+    if isinstance(targets, tuple):
+        return f"{len(targets)} keypoints" + (f": {', '.join(targets)}" if targets else "")
+    return f"{targets.name}, {len(targets)} classes"
+
+
+def task_targets(data: PartDataset, task: str) -> ClassSet | tuple[str, ...]:
+    """What a dataset's labels give the task: its keypoint names for the keypoint task, else its class set."""
+    return data.keypoint_names if task == "keypoints" else data.classes
+
+
+def target_merge(made, wanted, what: str) -> LabelMerge | None:
+    """How labels in `made` become the test set's `wanted` targets (each a ClassSet, or a tuple of keypoint
+    names for the keypoint task): keypoints must be the test set's, the same names in the same order (None:
+    nothing to map); classes go through class_merge. `what` names the labels' source in the error."""
+    if not (isinstance(made, tuple) or isinstance(wanted, tuple)):
+        return class_merge(made, wanted, what)
+    if made != wanted:
+        raise ConfigError(f"{what}: its targets ({describe_targets(made)}) are not the test set's "
+                          f"({describe_targets(wanted)})")
+    return None
+
+
 def short_hash(data) -> str:
     """8 hex digits identifying a JSON-able value (work folders keyed by their settings)."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:8]
@@ -122,20 +150,32 @@ def toy_split(data_dir: Path, split: str, count: int, settings: ToySettings) -> 
     return ToyDataset(root)
 
 
-def check_test_set(name: str, task: str = "segmentation") -> LabelMerge | None:
-    """The toy labels' merge for a toy test set (None for a real one); an unknown name lists the valid ones,
-    and so does a test set of the other task."""
+def keypoint_names(name: str) -> tuple[str, ...]:
+    """The keypoints test set `name` is scored on: the toy keypoint set's 16, a registry dataset's declared
+    `keypoint_names`, or () for a set without keypoints (or an unknown name)."""
     from datasets.registry import DATASETS
 
-    if task == "keypoints" and name not in KEYPOINT_TEST_SETS:
-        raise ConfigError(f"test set {name!r} is not a keypoint test set; valid: {', '.join(KEYPOINT_TEST_SETS)}")
+    if name in KEYPOINT_TEST_SETS:
+        return KEYPOINT_NAMES
+    factory = DATASETS.get(name)
+    return tuple(getattr(getattr(factory, "func", factory), "keypoint_names", ()))
+
+
+def check_test_set(name: str, task: str = "segmentation") -> LabelMerge | None:
+    """The toy labels' merge for a toy test set (None for a real one); an unknown name lists the valid ones,
+    and so does a test set of the other task (the keypoint task takes toy-car-keypoints and the real sets
+    with keypoints; segmentation every set but toy-car-keypoints)."""
+    from datasets.registry import DATASETS
+
+    if name not in TOY_TEST_SETS and name not in DATASETS:
+        raise ConfigError(f"unknown test set {name!r}; valid: {', '.join([*TOY_TEST_SETS, *DATASETS])}")
+    if task == "keypoints" and not keypoint_names(name):
+        valid = [n for n in [*KEYPOINT_TEST_SETS, *DATASETS] if keypoint_names(n)]
+        raise ConfigError(f"test set {name!r} is not a keypoint test set; valid: {', '.join(valid)} (the sets "
+                          f"with keypoints)")
     if task == "segmentation" and name in KEYPOINT_TEST_SETS:
         raise ConfigError(f"test set {name!r} is scored on keypoints; set task: keypoints (suite keypoints)")
-    if name in TOY_TEST_SETS:
-        return TOY_TEST_SETS[name]
-    if name not in DATASETS:
-        raise ConfigError(f"unknown test set {name!r}; valid: {', '.join([*TOY_TEST_SETS, *DATASETS])}")
-    return None
+    return TOY_TEST_SETS.get(name)
 
 
 @dataclass(frozen=True)
@@ -143,11 +183,12 @@ class RealSources:
     """Where the few-label variants get their data on a real test set (the toy world makes its own).
 
     labelled: test set -> the registry dataset whose `train` split holds the human labels (default: the
-    test set's own; e.g. car-20's annotated GAN images for ade-car-12, merged to its classes);
+    test set's own; e.g. car-20's annotated GAN images for ade-car-12, merged to its classes; for the
+    keypoint task one with the test set's keypoint names, e.g. cub-bird's own train split);
     labelled_count: the first N of them (None: all). unlabelled: test set -> a folder of images, the
     semi-supervised pool (the first `semi.unlabelled` images under it, by path). transfer_weights: a DeepLabV3 state dict
     trained on segmentation of another domain (the paper: MS-COCO; torchvision's file fits), whose
-    last layer transfer replaces."""
+    last layer transfer replaces (by one output per class, or one heatmap per keypoint)."""
 
     labelled: dict = field(default_factory=dict)
     labelled_count: int | None = None

@@ -3,12 +3,16 @@ run and write one record per run under <out>/runs (tables are made from those).
 
 A suite is a list of runs: a variant trained on a test set under a config, filling one cell (table,
 row, column) of a paper table. `parts` (Table 1) and `keypoints` (Table 2) run every variant on every
-test set; `ablations` builds its own list (benchmark.ablations).
+test set; `ablations` builds its own list (benchmark.ablations). The keypoint task's test sets are
+toy-car-keypoints and the real sets with keypoints (cub-bird: its test split's 15 keypoints, resized
+with the images, PCK normalised by each bird mask's box, so the set must have label maps); their
+few-label and fully supervised variants train on real train splits with the same keypoint names.
 
 Config entries read here (defaults in the dataclasses they fill, one place each):
     task: segmentation | keypoints                       what the networks predict and how they are scored
     variants: [transfer, semi, datasetgan, supervised]   keys of benchmark.variants.VARIANTS
-    test_sets: [toy-car-12, ...]                         toy ones or datasets.registry names (benchmark.sources)
+    test_sets: [toy-car-12, ...]                         toy ones or datasets.registry names (benchmark.sources;
+                                                         the keypoint task: toy-car-keypoints, cub-bird, ...)
     roots: {dataset name: PATH}                          real roots (else configs/datasets/<name>.yaml)
     folds: 5            miou: official | mmseg          device: auto | cpu | cuda
     toy: ToyData        segmentation: SegmentationSettings   keypoints: KeypointSettings
@@ -35,9 +39,10 @@ from benchmark.keypoints import KeypointSettings, load_keypoint_images
 from benchmark.segmentation import SegmentationSettings, load_images
 from benchmark.semi import S4GANSettings
 from benchmark.sources import (TOY_TEST_SETS, RealSources, ToyData, check_test_set, labelled_indices, real_dataset,
-                               settings_from, task_of, toy_split)
+                               settings_from, task_of, task_targets, toy_split)
 from benchmark.variants import (KEYPOINT_VARIANTS, VARIANTS, Context, DatasetGANSettings, TransferSettings,
                                 check_datasetgan, check_real_sources, work_key)
+from datasets.base import ClassSet
 from datasets.classes import CAR_12
 from datasets.datasetgan_release import RELEASES
 from datasets.toy import KEYPOINT_NAMES, SPLITS, ToySettings
@@ -114,22 +119,36 @@ def check_run(config: dict) -> None:
             count = sections["toy"].test
             targets = KEYPOINT_NAMES if task == "keypoints" else (merge.target if merge else CAR_12)
         else:
-            if "supervised" in config["variants"] and name in RELEASES:
-                raise ConfigError(f"test set {name}: no fully supervised baseline (its train split holds only "
-                                  f"the annotated GAN images; the paper has none either)")
-            if sections["segmentation"].resolution is None:
-                raise ConfigError(f"test set {name}: real images come in many sizes; set segmentation.resolution")
-            dataset = real_dataset(name, config)
-            count, targets = len(dataset), dataset.classes
-            if "supervised" in config["variants"]:
-                real_dataset(name, config, "train")
-            check_real_sources(config, name, targets)
+            count, targets = check_real_test_set(config, name, sections["segmentation"])
         try:
             folds(count, config.get("folds", 5))
         except ValueError as e:
             raise ConfigError(f"test set {name}: {e}") from None
         if "datasetgan" in config["variants"]:
             check_datasetgan(config, name, targets)
+
+
+def check_real_test_set(config: dict, name: str,
+                        segmentation: SegmentationSettings) -> tuple[int, ClassSet | tuple[str, ...]]:
+    """A real test set's problems before training (a release set has no supervised baseline, images of many
+    sizes need segmentation.resolution, a keypoint set needs label maps for its PCK normaliser, the variants'
+    sources must open and meet it); returns its image count and what it is scored on (its class set, or for
+    the keypoint task its keypoint names)."""
+    variants, task = config["variants"], task_of(config)
+    if "supervised" in variants and name in RELEASES:
+        raise ConfigError(f"test set {name}: no fully supervised baseline (its train split holds only "
+                          f"the annotated GAN images; the paper has none either)")
+    if segmentation.resolution is None:
+        raise ConfigError(f"test set {name}: real images come in many sizes; set segmentation.resolution")
+    dataset = real_dataset(name, config)
+    if task == "keypoints" and len(dataset) and dataset[0].labels is None:
+        raise ConfigError(f"test set {name}: keypoint PCK is normalised by each object's mask box, and its "
+                          f"images have no label maps")
+    if "supervised" in variants:
+        real_dataset(name, config, "train")
+    targets = task_targets(dataset, task)
+    check_real_sources(config, name, targets)
+    return len(dataset), targets
 
 
 def check(config: dict) -> None:
@@ -149,13 +168,14 @@ def test_images(name: str, config: dict, data_dir: Path):
     toy = settings_from(ToyData, config, "toy")
     resolution = settings_from(SegmentationSettings, config, "segmentation").resolution
     merge = check_test_set(name, task_of(config))
-    if name not in TOY_TEST_SETS:
-        return load_images(real_dataset(name, config), None, None, resolution, f"test set {name}"), None
-    dataset = toy_split(data_dir, "test", toy.test, ToySettings(resolution=toy.resolution))
+    if name in TOY_TEST_SETS:
+        dataset, count = toy_split(data_dir, "test", toy.test, ToySettings(resolution=toy.resolution)), toy.test
+    else:
+        dataset, count = real_dataset(name, config), None
     if task_of(config) == "keypoints":
         sigma = settings_from(KeypointSettings, config, "keypoints").sigma
-        return load_keypoint_images(dataset, toy.test, resolution, sigma, f"test set {name}"), None
-    return load_images(dataset, toy.test, merge, resolution, f"test set {name}"), merge
+        return load_keypoint_images(dataset, count, resolution, sigma, f"test set {name}"), None
+    return load_images(dataset, count, merge, resolution, f"test set {name}"), merge
 
 
 def scores(per_image, test, config: dict) -> dict:

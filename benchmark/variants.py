@@ -13,7 +13,8 @@ for keypoints (benchmark.segmentation.evaluate). `check` functions stop bad inpu
 - datasetgan: the label factory's uncertainty-filtered synthetic set. On the toy world the
   interpreter is made in the run from the labelled toy images (benchmark.toy_interpreter); a trained
   interpreter config of your own (`datasetgan.interpreter`) or a finished synthetic folder
-  (`datasetgan.synthetic`) replace it.
+  (`datasetgan.synthetic`) replace it, and a real test set needs one of them (for a real keypoint
+  set, e.g. cub-bird, a folder generated with the test set's keypoint names).
 - transfer: DeepLab pretrained on another labelled domain (toy cars at another camera and framing
   setting, labelled with the 5 PASCAL-style parts: the stand-in for MS-COCO; on a real test set the
   network file `real.transfer_weights` names), then only its last layer replaced and fine-tuned on
@@ -22,8 +23,11 @@ for keypoints (benchmark.segmentation.evaluate). `check` functions stop bad inpu
   or the folder `real.unlabelled` names for a real test set (benchmark.semi; part segmentation only,
   as in the paper).
 
-On a real test set the few labelled images are the train split of `real.labelled`'s dataset for it
-(default: its own), merged to its classes (benchmark.sources.RealSources).
+On a real test set the few labelled images are the first `real.labelled_count` of the train split of
+`real.labelled`'s dataset for it (default: its own), merged to its classes (benchmark.sources.RealSources).
+On a real keypoint test set (cub-bird) no classes are merged: the labelled set, like a synthetic one,
+must have the test set's keypoint names, in order (benchmark.sources.target_merge), and transfer puts
+one heatmap per keypoint on `real.transfer_weights`' network.
 
 Work shared between runs (the transfer source's pretraining, interpreters, synthetic sets) lives in
 `shared`, keyed by everything that shapes it, so suites and test sets asking the same reuse it.
@@ -41,10 +45,10 @@ from benchmark.keypoints import KeypointImages, KeypointSettings, load_keypoint_
 from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, fit, last_layer, load_images,
                                     load_network, replace_last_layer, resize_image)
 from benchmark.semi import S4GAN, S4GANSettings
-from benchmark.sources import (TOY_TEST_SETS, RealSources, Subset, ToyData, class_merge, labelled_indices,
-                               real_dataset, settings_from, short_hash, task_of, toy_split)
+from benchmark.sources import (TOY_TEST_SETS, RealSources, Subset, ToyData, labelled_indices, real_dataset,
+                               settings_from, short_hash, target_merge, task_of, task_targets, toy_split)
 from benchmark.toy_interpreter import ToyInterpreterSettings, file_digest, interpreter_config, trained
-from datasets.base import LabelMerge, PartDataset
+from datasets.base import ClassSet, LabelMerge, PartDataset
 from datasets.classes import CAR_12_TO_5
 from datasets.files import image_files, read_rgb
 from datasets.toy import ToySettings
@@ -74,6 +78,11 @@ class Context:
         self.keypoints = settings_from(KeypointSettings, self.config, "keypoints")
         self.task = task_of(self.config)
 
+    @property
+    def targets(self):
+        """What the test set is scored on: its class set, or for the keypoint task its keypoint names."""
+        return self.test.names if self.task == "keypoints" else self.test.classes
+
     def images(self, dataset: PartDataset, count: int | None, merge: LabelMerge | None, name: str):
         """The first `count` samples of a dataset as this task's training data (labels through `merge`)."""
         if self.task == "keypoints":
@@ -91,14 +100,15 @@ class Context:
 
     def labelled(self):
         """The human-labelled images: the toy labelled split's at `labelled_indices`, or for a real test set
-        the first real.labelled_count of its labelled set's train split, merged to the test set's classes."""
+        the first real.labelled_count of its labelled set's train split, merged to the test set's classes (for
+        the keypoint task its keypoint names must be the test set's instead)."""
         if self.test_set in TOY_TEST_SETS:
             indices = labelled_indices(self.config)
             split = toy_split(self.data_dir, "labelled", max(indices) + 1, ToySettings(resolution=self.toy.resolution))
             return self.images(Subset(split, indices), None, self.merge, "labelled toy images")
         name = self.real.labelled_set(self.test_set)
         data = real_dataset(name, self.config, "train")
-        merge = class_merge(data.classes, self.test.classes, f"{name} train split")
+        merge = target_merge(task_targets(data, self.task), self.targets, f"{name} train split")
         return self.images(data, self.real.labelled_count, merge, f"{name} train split (the human labels)")
 
     def unlabelled(self, count: int) -> torch.Tensor:
@@ -166,7 +176,7 @@ def check_datasetgan(config: dict, test_set: str, targets) -> None:
     if settings.synthetic:
         folder = project_path(settings.synthetic)
         data = SyntheticDataset(folder)
-        _check_targets(data.keypoint_names or data.classes, targets, f"datasetgan.synthetic {folder}")
+        target_merge(_synthetic_targets(data), targets, f"datasetgan.synthetic {folder}")
         return
     if settings.interpreter:
         interp = configs.load(_project_file(settings.interpreter, "datasetgan.interpreter"))
@@ -177,7 +187,7 @@ def check_datasetgan(config: dict, test_set: str, targets) -> None:
             made = interpreter_targets(interp)
         except KeyError as e:
             raise configs.ConfigError(f"{where}: {e.args[0]}") from None
-        _check_targets(made, targets, where)
+        target_merge(made, targets, where)
         return
     if test_set not in TOY_TEST_SETS:
         raise configs.ConfigError(f"test set {test_set}: set datasetgan.interpreter (a trained interpreter config) "
@@ -197,7 +207,8 @@ def check_datasetgan(config: dict, test_set: str, targets) -> None:
 
 def check_real_sources(config: dict, test_set: str, targets) -> None:
     """Before training on a real test set: the few-label variants' labelled set opens and its classes map
-    onto the test set's; semi's unlabelled folder holds images; transfer's network file loads."""
+    onto the test set's (for the keypoint task: it has the test set's keypoint names); semi's unlabelled
+    folder holds images; transfer's network file loads. targets: the test set's class set or keypoint names."""
     variants = set(config["variants"])
     real = settings_from(RealSources, config, "real")
     if variants & {"transfer", "semi"}:
@@ -205,21 +216,17 @@ def check_real_sources(config: dict, test_set: str, targets) -> None:
         data = real_dataset(name, config, "train")
         if len(data) == 0:
             raise configs.ConfigError(f"test set {test_set}: the labelled set ({name} train split) holds no images")
-        class_merge(data.classes, targets, f"{name} train split (the labelled set of {test_set})")
+        target_merge(task_targets(data, task_of(config)), targets,
+                     f"{name} train split (the labelled set of {test_set})")
     if "semi" in variants:
         image_files(real.unlabelled_folder(test_set), recursive=True)
     if "transfer" in variants:
         load_network(settings_from(SegmentationSettings, config, "segmentation"), real.weights())
 
 
-def _check_targets(made, wanted, where: str) -> None:
-    """A synthetic set's classes must map onto the test set's; its keypoints must be the test set's."""
-    if isinstance(wanted, tuple) or isinstance(made, tuple):
-        if tuple(made) != tuple(wanted):
-            raise configs.ConfigError(f"{where}: its targets ({len(made)}) are not the test set's "
-                                      f"{len(wanted)} keypoints")
-        return
-    class_merge(made, wanted, where)
+def _synthetic_targets(data) -> ClassSet | tuple[str, ...]:
+    """What a synthetic folder labels: its keypoint names when it holds keypoints, else its class set."""
+    return data.keypoint_names or data.classes
 
 
 def _interpreter(ctx: Context, settings: DatasetGANSettings) -> dict:
@@ -260,7 +267,7 @@ def datasetgan(ctx: Context) -> tuple[np.ndarray, dict]:
     else:
         folder = synthetic_folder(ctx, settings)
         data = SyntheticDataset(folder, settings.view or settings.num, settings.filter_ratio)
-    merge = None if ctx.task == "keypoints" else class_merge(data.classes, ctx.test.classes, str(folder))
+    merge = target_merge(_synthetic_targets(data), ctx.targets, str(folder))
     synthetic = ctx.images(data, None, merge, str(folder))
     key = short_hash([str(folder.resolve()), data.seeds])
     return ctx.train(synthetic, f"deeplab-{key}"), {

@@ -37,6 +37,21 @@ def test_keypoints_scale_with_their_images_and_the_box_gives_the_pck_normaliser(
     torch.testing.assert_close(data.scale, torch.tensor([8.0, 8.0], dtype=torch.float64))   # max(4, 3) x 2
 
 
+class _Missing(_Boxes):
+    """_Boxes whose second keypoint was never annotated (a NaN row, as CUB's part_locs reader leaves it)."""
+
+    def __getitem__(self, i):
+        sample = super().__getitem__(i)
+        sample.keypoints[1] = np.nan
+        return sample
+
+
+def test_a_missing_keypoint_is_not_visible():
+    data = load_keypoint_images(_Missing(), None, resolution=16, sigma=1.0)
+    torch.testing.assert_close(data.labels[0, 1], torch.zeros(3))
+    assert not gaussian_heatmaps(data.labels, 16, 16, 1.0)[:, 1].any()   # no target peak, and no NaN
+
+
 def test_training_and_evaluation_per_keypoint(tmp_path):
     data = load_keypoint_images(_Boxes(), None, resolution=16, sigma=1.0)
     net = build_network(LIGHT, data.num_outputs)
