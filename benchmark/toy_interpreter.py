@@ -37,6 +37,7 @@ class ToyInterpreterSettings:
     ensemble_size: int = 10
     max_epochs: int = 100
     pixels_per_image: int | None = 8192
+    calibration_samples: int = 256     # keypoint mode: generated samples that calibrate keypoint visibility
     seed: int = 0
 
 
@@ -112,7 +113,8 @@ def interpreter_config(labelled: ToyDataset, indices: list[int], settings: ToyIn
         targets = {"classes": labelled.classes.name}
         annotations = {"kind": "inverted", "latents": str(latents), "labels": str(labelled.root / "labels")}
     interpreter = {"mode": mode, "ensemble_size": settings.ensemble_size, "max_epochs": settings.max_epochs,
-                   "pixels_per_image": settings.pixels_per_image, "seed": settings.seed}
+                   "pixels_per_image": settings.pixels_per_image, "seed": settings.seed,
+                   **({"calibration_samples": settings.calibration_samples} if mode == "keypoints" else {})}
     config = {"generator": {"checkpoint": str(generator)}, **targets, "annotations": annotations,
               "interpreter": interpreter}
     key = short_hash([file_digest(generator), file_digest(latents), config])

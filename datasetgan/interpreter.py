@@ -62,6 +62,10 @@ class InterpreterConfig:
     pixels_per_image: int | None = 8192  # ours: training pixels sampled per image; None: all (official)
     min_samples_per_region: int = 256  # ours: each class (keypoint neighbourhood) gets this many, or all it has
     heatmap_sigma: float = 2.0  # keypoint mode: Gaussian heatmap std in label pixels (ours)
+    calibration_samples: int = 256  # keypoint mode (ours): generated samples that calibrate visible_peaks
+    visible_peaks: tuple[float, ...] | None = None  # keypoint mode (ours): per keypoint, the mean-heatmap peak from
+    #                                                 which a generated keypoint counts as visible (set after training
+    #                                                 by datasetgan.pipeline.calibrate_visibility; None: 0.5)
     strip_pixels: int = 2048  # evaluation works on strips of about this many label pixels (bounds memory)
     seed: int = 0
 

@@ -19,6 +19,7 @@ Relative paths are taken from the project root.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from datasets.toy import KEYPOINT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYPOINT_SETS = {"toy-car": KEYPOINT_NAMES, "cub": CUB_KEYPOINTS}
-VISIBLE_PEAK = 0.5  # a generated keypoint is visible when the ensemble's mean heatmap peaks at least this high
+VISIBLE_PEAK = 0.5  # uncalibrated: a generated keypoint is visible when the mean heatmap peaks at least this high
 
 
 def project_path(path: str | Path) -> Path:
@@ -152,6 +153,8 @@ def train_from_config(config: dict, device: str = "cpu") -> Path:
     annotations = load_annotations(_require(config, "annotations", "config"), classes, cfg.grid.shape)
     ensemble = train_ensemble(features_of(backbone, annotations), [torch.from_numpy(a.labels) for a in annotations],
                               cfg, device)
+    if cfg.mode == "keypoints":
+        cfg = replace(cfg, visible_peaks=calibrate_visibility(ensemble, cfg, backbone, annotations))
     out = project_path(_require(config, "checkpoint", "config"))
     out.parent.mkdir(parents=True, exist_ok=True)
     save_ensemble(out, ensemble, cfg)
@@ -166,18 +169,40 @@ def labeler_from_config(config: dict, device: str = "cpu"):
 
     def labeler(sample):
         p = predict(ensemble, sample.features, cfg)
-        return keypoint_labels(p) if cfg.mode == "keypoints" else (p.labels, p.js, p.score)
+        return keypoint_labels(p, cfg.visible_peaks) if cfg.mode == "keypoints" else (p.labels, p.js, p.score)
 
     return backbone, labeler, targets(config), cfg.grid.shape, cfg.crop_rows
 
 
-def keypoint_labels(prediction) -> tuple[torch.Tensor, None, torch.Tensor]:
+def keypoint_labels(prediction, visible_peaks: tuple[float, ...] | None = None) -> tuple[torch.Tensor, None, torch.Tensor]:
     """A keypoint-mode Prediction -> (keypoints float (B, K, 3) (x, y, visible), None, score float (B,)):
-    visible where the mean heatmap peaks at VISIBLE_PEAK or more; the image's uncertainty score (ours, the
-    paper defines none for keypoints) is 1 minus its mean peak clipped to [0, 1]: weak peaks, unsure labels."""
-    visible = (prediction.peaks >= VISIBLE_PEAK).float()
+    keypoint k is visible where the mean heatmap peaks at visible_peaks[k] or more (VISIBLE_PEAK when not
+    calibrated); the image's uncertainty score (ours, the paper defines none for keypoints) is 1 minus its
+    mean peak clipped to [0, 1]: weak peaks, unsure labels."""
+    thresholds = torch.tensor(visible_peaks if visible_peaks is not None else [VISIBLE_PEAK], dtype=torch.float32,
+                              device=prediction.peaks.device)
+    visible = (prediction.peaks >= thresholds).float()
     score = 1 - prediction.peaks.clamp(0, 1).mean(1)
     return torch.cat([prediction.keypoints, visible[..., None]], -1), None, score
+
+
+def calibrate_visibility(ensemble, cfg: InterpreterConfig, backbone: Backbone, annotations: list[Annotation],
+                         batch: int = 32) -> tuple[float, ...]:
+    """Per keypoint, the heatmap peak above which generated samples show it as often as the annotated images do:
+    the (1 - rate) quantile of its peaks over seeds 0..calibration_samples-1. Why: the ensemble learns on the
+    annotated latents (inverted w+ for the toy world), whose features can sit off the generator's own
+    distribution, and its peaks on samples then fall far below 1 while their locations stay sound; a fixed
+    threshold would then mark nearly every generated keypoint hidden. Assumes the generator shows each
+    keypoint about as often as the annotated images do."""
+    rates = torch.tensor(np.stack([a.labels[:, 2] > 0 for a in annotations]).mean(0), dtype=torch.float32)
+    peaks = []
+    for start in range(0, cfg.calibration_samples, batch):
+        seeds = list(range(start, min(start + batch, cfg.calibration_samples)))
+        peaks.append(predict(ensemble, backbone.sample(seeds).features, cfg).peaks.float().cpu())
+    peaks = torch.cat(peaks)
+    thresholds = [float(torch.quantile(peaks[:, k], 1 - float(rate))) if rate > 0 else float("inf")
+                  for k, rate in enumerate(rates)]
+    return tuple(thresholds)
 
 
 def evaluate_by_inversion(config: dict, dataset, count: int, steps: int, device: str = "cpu") -> dict:

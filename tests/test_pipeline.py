@@ -96,3 +96,37 @@ def test_keypoint_labels_take_visibility_from_the_heatmap_peak():
     assert js is None
     torch.testing.assert_close(keypoints, torch.tensor([[[1.5, 2.5, 1.0], [3.5, 0.5, 0.0]]]))
     torch.testing.assert_close(score, torch.tensor([1 - (0.9 + 0.2) / 2]))   # weak peaks: less certain
+
+
+def test_calibrated_thresholds_decide_visibility_per_keypoint():
+    from datasetgan.interpreter import Prediction
+    from datasetgan.pipeline import keypoint_labels
+
+    prediction = Prediction(keypoints=torch.zeros(1, 3, 2), peaks=torch.tensor([[0.3, 0.3, 0.9]]))
+    visible = keypoint_labels(prediction, (0.2, 0.4, float("inf")))[0][0, :, 2]
+    torch.testing.assert_close(visible, torch.tensor([1.0, 0.0, 0.0]))   # an infinite threshold: never visible
+
+
+def test_calibration_matches_the_annotated_visibility_rates():
+    """Whatever the (here untrained) ensemble's peaks, the calibrated thresholds make each keypoint visible on the
+    calibration samples as often as on the annotated images: 2/4, 1/4 and never."""
+    from datasetgan.annotations import Annotation
+    from datasetgan.backbone import Backbone
+    from datasetgan.interpreter import InterpreterConfig, PixelEnsemble, predict
+    from datasetgan.pipeline import calibrate_visibility, keypoint_labels
+
+    torch.manual_seed(0)
+    backbone = Backbone(Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=16, channel_base=64, channel_max=8,
+                                                  mapping_layers=1)))
+    channels = tuple(f.shape[1] for f in backbone.sample([0]).features)
+    cfg = InterpreterConfig(3, channels, 16, mode="keypoints", ensemble_size=2, calibration_samples=40)
+    ensemble = PixelEnsemble(cfg).eval()
+    visible = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0]], np.float32)
+    annotations = [Annotation(np.stack([np.full(3, 5.5), np.full(3, 5.5), v], 1), f"a{i}", z=np.zeros(8, np.float32))
+                   for i, v in enumerate(visible)]
+    thresholds = calibrate_visibility(ensemble, cfg, backbone, annotations, batch=16)
+    assert thresholds[2] == float("inf")
+    with torch.no_grad():
+        prediction = predict(ensemble, backbone.sample(list(range(40))).features, cfg)
+    rates = keypoint_labels(prediction, thresholds)[0][..., 2].mean(0)
+    torch.testing.assert_close(rates, torch.tensor([0.5, 0.25, 0.0]), atol=1 / 40, rtol=0)
