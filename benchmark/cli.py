@@ -283,7 +283,9 @@ def gan_kid(checkpoint, psi, out):
     result = toy_kid(lambda seeds: sample_images(G, seeds, psi))
     folder = write_record(out, "toy-gan-kid", {"checkpoint": str(checkpoint), "psi": psi, **result}, started)
     gen, floor = result["kid_x1000_generated"], result["kid_x1000_real_vs_real"]
+    layout = result["layout_diversity"]
     click.echo(f"KID x1000: generated {gen[0]:.2f} +- {gen[1]:.2f}, real vs real {floor[0]:.2f} +- {floor[1]:.2f}; "
+               f"layout diversity: generated {layout['generated']:.3f}, real {layout['real']:.3f}; "
                f"record: {folder / 'record.json'}")
 
 

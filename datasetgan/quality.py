@@ -5,6 +5,7 @@ since no pretrained Inception network can be downloaded here.
 The feature network learns, from labelled toy renders, each image's camera azimuth (as sin, cos)
 and the fraction of pixels of each part class; its 128-d pooled features are what KID compares.
 KID(real, generated) is reported beside KID(real, other real): the floor a perfect generator reaches.
+Beside it, `layout_diversity` puts a number on mode collapse that needs no feature network at all.
 """
 from __future__ import annotations
 
@@ -103,11 +104,22 @@ def _off_diagonal_mean(k: Tensor) -> Tensor:
     return (k.sum() - k.diagonal().sum()) / (m * (m - 1))
 
 
+def layout_diversity(images: Tensor, cells: int = 8) -> float:
+    """How much the coarse layout varies across images float (N, 3, H, W): each image as a cells x cells
+    greyscale thumbnail standardised to zero mean and unit std (so colour and contrast shifts do not
+    count), then the std across images per cell, averaged. A generator collapsed onto one layout
+    scores near 0 whatever its colours; compare with the real images' figure."""
+    g = F.adaptive_avg_pool2d(images.float().mean(1, keepdim=True), cells)[:, 0]
+    g = (g - g.mean((1, 2), keepdim=True)) / (g.std((1, 2), keepdim=True) + 1e-6)
+    return float(g.std(0).mean())
+
+
 def toy_kid(generate, settings: KIDSettings = KIDSettings()) -> dict:
     """KID of generated toy images against the toy test split, beside the real-vs-real floor.
 
     generate: callable(seeds: list[int]) -> float (B, 3, 64, 64) images in [-1, 1].
-    Returns plain data: both KIDs (mean, std, x 1000 as usually printed) and the settings.
+    Returns plain data: both KIDs (mean, std, x 1000 as usually printed), the layout diversity of the
+    real, reference and generated sets, and the settings.
     """
     net = train_feature_net(settings)
     real, _ = _render(split_seeds("test", settings.real_images), "real set")
@@ -119,4 +131,6 @@ def toy_kid(generate, settings: KIDSettings = KIDSettings()) -> dict:
     gen = kid(f_real, f_fake, settings.subsets, settings.subset_size, settings.seed)
     floor = kid(f_real, f_ref, settings.subsets, settings.subset_size, settings.seed)
     return {"kid_x1000_generated": [1000 * v for v in gen], "kid_x1000_real_vs_real": [1000 * v for v in floor],
+            "layout_diversity": {"real": layout_diversity(real), "reference": layout_diversity(reference),
+                                 "generated": layout_diversity(fake)},
             "settings": asdict(settings)}
