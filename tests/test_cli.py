@@ -75,3 +75,4 @@ def test_gan_train_one_iteration_records_its_options(tmp_path):
     state = torch.load(tmp_path / "run" / "training.pt", weights_only=True)
     assert state["iteration"] == 1 and state["options"]["r1_gamma"] == 0.3
     assert (tmp_path / "run" / "generator.pt").exists() and (tmp_path / "run" / "samples-000001.png").exists()
+    assert f"1: {state['log'][-1]['layout_diversity']:.3f}" in result.output

@@ -77,6 +77,7 @@ def test_training_steps_change_weights_and_resume_exactly(tmp_path):
     straight.train(4, checkpoint_every=2, grid_every=4)
     assert any(not torch.equal(p, q) for p, q in zip(before, straight.G.parameters()))
     assert (tmp_path / "a" / "samples-000004.png").exists() and len(straight.log) == 2
+    assert all(entry["layout_diversity"] > 0 for entry in straight.log)   # logged with the losses
 
     interrupted = _tiny_trainer(tmp_path / "b")
     interrupted.train(2, checkpoint_every=2, grid_every=100)
