@@ -60,6 +60,7 @@ def run(suite, profile, extra, out, dry_run):
     """
     from benchmark.suites import run_suite
     from benchmark.tables import summary, write_tables
+    from datasetgan.distributed import rank_and_world
     from datasetgan.loaders import CheckpointFormatError
     from datasets.base import DatasetFormatError
 
@@ -77,6 +78,8 @@ def run(suite, profile, extra, out, dry_run):
         folders = run_suite(config, out_dir)
     except (DatasetFormatError, CheckpointFormatError, configs.ConfigError) as e:
         raise click.ClickException(str(e)) from None
+    if rank_and_world()[0] > 0:
+        return   # under torchrun, rank 0 writes the records and tables
     click.echo(f"{len(folders)} run records written under {out_dir / 'runs'}")
     csv, tex, table = write_tables(out_dir, suite)
     click.echo(f"{summary(table)}\ntables: {csv}, {tex}")

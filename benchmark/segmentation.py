@@ -11,6 +11,8 @@ pretrained backbone only from the local file `SegmentationSettings.pretrained` n
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from tqdm import tqdm
 
 from benchmark.configs import ConfigError
 from benchmark.metrics import confusion
+from datasetgan.distributed import barrier, process_group, rank_and_world
 from datasets.base import IGNORE, ClassSet, DatasetFormatError, LabelMerge, PartDataset
 from datasets.files import atomic_write
 
@@ -206,14 +209,17 @@ class CrossEntropy:
         pass
 
 
-def _batches(n: int, batch: int, generator: torch.Generator) -> list[Tensor]:
+def _batches(n: int, batch: int, generator: torch.Generator, rank: int = 0, world: int = 1) -> list[Tensor]:
     """A shuffled epoch; a last batch of one is dropped and a single image is shown twice per batch
-    (batch norm after DeepLab's global pooling needs two samples)."""
+    (batch norm after DeepLab's global pooling needs two samples). Under data parallelism every rank
+    draws the same order and takes every world-th batch, all ranks the same number (at least one)."""
     if n == 1:
-        return [torch.zeros(2, dtype=torch.int64)]
-    order = torch.randperm(n, generator=generator)
-    chunks = list(order.split(min(batch, n)))
-    return [c for c in chunks if len(c) > 1]
+        chunks = [torch.zeros(2, dtype=torch.int64)]
+    else:
+        order = torch.randperm(n, generator=generator)
+        chunks = [c for c in order.split(min(batch, n)) if len(c) > 1]
+    steps = max(1, len(chunks) // world)
+    return [chunks[(rank + world * i) % len(chunks)] for i in range(steps)]
 
 
 def _set_train_mode(net: nn.Module) -> None:
@@ -240,20 +246,40 @@ def _atomic_save(obj, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+def _precision(device: torch.device):
+    """(autocast context, gradient scaler) for training: bf16 (or fp16 with loss scaling) on CUDA, fp32 elsewhere."""
+    if device.type != "cuda":
+        return contextlib.nullcontext(), torch.amp.GradScaler("cpu", enabled=False)
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype), torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+
+
 def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Path, objective=None,
         device: str | torch.device = "cpu", desc: str = "deeplab") -> np.ndarray | None:
     """Train `net` (its parameters with requires_grad) on `train` (LabelledImages or KeypointImages) with Adam
     for settings.epochs on `objective` (default: train.objective()); after every epoch write
     run_dir/checkpoint_{epoch:03d}.pt and, with a test set, run_dir/evaluation_{epoch:03d}.npy (evaluate()).
-    A rerun resumes after the last finished epoch.
+    A rerun resumes after the last finished epoch. On CUDA it trains in mixed precision and channels-last;
+    under torchrun it is data-parallel (DistributedDataParallel, each rank on cuda:LOCAL_RANK or the CPU,
+    every world-th batch), rank 0 writing the files the other ranks then read.
     Returns (E, N, ...): evaluate() of the test set after every epoch (None without a test set)."""
     if test is not None and (type(train) is not type(test) or train.num_outputs != test.num_outputs):
         raise DatasetFormatError(desc, f"training labels have {train.describe}, the test set {test.describe}")
     objective = objective or train.objective()
+    rank, world = rank_and_world()
     device = torch.device(device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     net.to(device)
+    if device.type == "cuda":
+        net.to(memory_format=torch.channels_last)
+    model = net
+    if world > 1:
+        process_group(device)
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    autocast, scaler = _precision(device)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=settings.lr)
     done = sorted(run_dir.glob("checkpoint_*.pt"))
     start = 0
@@ -263,26 +289,33 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
         optimizer.load_state_dict(state["optimizer"])
         objective.load_state_dict(state["objective"])
         start = state["epoch"] + 1
-    bar = tqdm(range(start, settings.epochs), desc=desc, unit="epoch", initial=start, total=settings.epochs)
+    bar = tqdm(range(start, settings.epochs), desc=desc, unit="epoch", initial=start, total=settings.epochs,
+               disable=rank > 0)
     for epoch in bar:
         generator = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
         torch.manual_seed(settings.seed * 100_003 + epoch)  # dropout
         _set_train_mode(net)
-        for idx in _batches(len(train), settings.batch_size, generator):
-            loss = objective.loss(net, to_input(train.images[idx].to(device)), train.labels[idx].to(device))
+        for idx in _batches(len(train), settings.batch_size, generator, rank, world):
+            images = to_input(train.images[idx].to(device))
+            with autocast:
+                loss = objective.loss(model, images.contiguous(memory_format=torch.channels_last)
+                                      if device.type == "cuda" else images, train.labels[idx].to(device))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             objective.after_step()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        if test is not None:
-            figures = evaluate(net, test, device)
-            atomic_write(run_dir / f"evaluation_{epoch:03d}.npy", lambda tmp: np.save(tmp, figures))
-        _atomic_save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                      "objective": objective.state_dict(), "epoch": epoch, "settings": asdict(settings)},
-                     run_dir / f"checkpoint_{epoch:03d}.pt")
-        if not settings.keep_all_checkpoints and epoch > 0:
-            (run_dir / f"checkpoint_{epoch - 1:03d}.pt").unlink(missing_ok=True)
+        if rank == 0:
+            if test is not None:
+                figures = evaluate(net, test, device)
+                atomic_write(run_dir / f"evaluation_{epoch:03d}.npy", lambda tmp: np.save(tmp, figures))
+            _atomic_save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                          "objective": objective.state_dict(), "epoch": epoch, "settings": asdict(settings)},
+                         run_dir / f"checkpoint_{epoch:03d}.pt")
+            if not settings.keep_all_checkpoints and epoch > 0:
+                (run_dir / f"checkpoint_{epoch - 1:03d}.pt").unlink(missing_ok=True)
+        barrier()
     if test is None:
         return None
     return np.stack([np.load(run_dir / f"evaluation_{e:03d}.npy") for e in range(settings.epochs)])

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.segmentation import to_input
+from datasetgan.distributed import average_gradients
 from datasets.base import IGNORE
 from inverse_graphics.camera import assert_shape
 
@@ -104,6 +105,7 @@ class S4GAN:
         loss = F.binary_cross_entropy(d_fake, torch.zeros_like(d_fake)) + \
             F.binary_cross_entropy(d_real, torch.ones_like(d_real))
         loss.backward()
+        average_gradients(self.D)   # under torchrun the ranks keep one discriminator
         self.d_optimizer.step()
 
     def state_dict(self) -> dict:

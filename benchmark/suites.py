@@ -42,6 +42,7 @@ from benchmark.sources import (TOY_TEST_SETS, RealSources, ToyData, check_test_s
                                settings_from, task_of, task_targets, toy_split)
 from benchmark.variants import (KEYPOINT_VARIANTS, VARIANTS, Context, DatasetGANSettings, TransferSettings,
                                 check_datasetgan, check_real_sources, work_key)
+from datasetgan.distributed import rank_and_world
 from datasets.base import ClassSet
 from datasets.classes import CAR_12
 from datasets.datasetgan_release import RELEASES
@@ -227,10 +228,12 @@ def execute(runs: list[Run], out: Path) -> list[Path]:
             "paper": run.paper, "config": config, "labelled": labelled_indices(config),
             "seeds": {"segmentation": segmentation.seed, "toy_splits_first_seed_and_size": SPLITS},
             **scores(per_image, test, config), "facts": {**facts, **run.facts}, "device": device,
+            "data_parallel_ranks": rank_and_world()[1],
         }
         where = run.column if run.column == run.test_set else f"{run.column}-{run.test_set}"
         name = f"{config['suite']}-{run.table}-{run.row}-{where}" + (f"-round{run.round}" if run.round else "")
-        written.append(write_record(out / "runs", name, record, started))
+        if rank_and_world()[0] == 0:   # under torchrun every rank trains; one writes
+            written.append(write_record(out / "runs", name, record, started))
     return written
 
 

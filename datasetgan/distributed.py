@@ -1,9 +1,13 @@
-"""Sharding bulk sampling across processes launched by `torchrun` (or any launcher that sets RANK
-and WORLD_SIZE): each rank takes one contiguous block of the seed range, so the union over ranks
-is every seed exactly once."""
+"""Work across processes launched by `torchrun` (or any launcher that sets RANK and WORLD_SIZE):
+bulk sampling takes one contiguous block of the seed range per rank, so the union over ranks is
+every seed exactly once; data-parallel training joins the process group and averages gradients."""
 from __future__ import annotations
 
 import os
+
+import torch
+import torch.distributed as dist
+from torch import nn
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -19,3 +23,26 @@ def shard(seeds: list[int], rank: int, world: int) -> list[int]:
     base, extra = divmod(len(seeds), world)
     start = rank * base + min(rank, extra)
     return seeds[start:start + base + (rank < extra)]
+
+
+def process_group(device: torch.device) -> None:
+    """Join torchrun's process group once (NCCL for CUDA, Gloo for the CPU); a no-op for a plain process."""
+    if rank_and_world()[1] > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def barrier() -> None:
+    """Wait for every rank (a no-op outside a process group)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def average_gradients(module: nn.Module) -> None:
+    """Average module's gradients over the ranks (for networks DistributedDataParallel does not wrap)."""
+    if not dist.is_initialized():
+        return
+    world = dist.get_world_size()
+    for p in module.parameters():
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world

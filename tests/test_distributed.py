@@ -44,3 +44,44 @@ def test_sample_command_shards_and_resumes(tmp_path, monkeypatch):
     grid = tmp_path / "grid.png"
     result = runner.invoke(cli, ["gan", "sample", "--checkpoint", str(ckpt), "--n", "4", "--out", str(grid)])
     assert result.exit_code == 0 and grid.stat().st_size > 0
+
+
+def test_ranks_take_every_world_th_batch_the_same_number_of_times():
+    from benchmark.segmentation import _batches
+
+    whole = _batches(10, 2, torch.Generator().manual_seed(3))
+    parts = [_batches(10, 2, torch.Generator().manual_seed(3), rank, 2) for rank in range(2)]
+    assert [len(p) for p in parts] == [2, 2]   # 5 batches: the odd one out is left for the next epoch's draw
+    assert [b.tolist() for b in parts[0] + parts[1]] == [b.tolist() for b in (whole[0], whole[2], whole[1], whole[3])]
+    assert len(_batches(3, 8, torch.Generator().manual_seed(0), 1, 4)) == 1   # fewer batches than ranks: one each
+
+
+def test_a_suite_under_torchrun_trains_data_parallel_and_writes_one_record(tmp_path):
+    """Two CPU ranks (Gloo) run the quick parts suite's supervised variant: DistributedDataParallel training,
+    one record and one table, written by rank 0."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.fixtures.suites import REDUCED
+
+    (tmp_path / "user.yaml").write_text(yaml.safe_dump({**REDUCED, "variants": ["supervised"],
+                                                        "test_sets": ["toy-car-12"]}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+               "-m", "benchmark", "run", "--suite", "parts", "--profile", "quick",
+               "--config", str(tmp_path / "user.yaml"), "--out", str(tmp_path / "out")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    records = list((tmp_path / "out" / "runs").glob("*/record.json"))
+    assert len(records) == 1 and (tmp_path / "out" / "tables" / "parts.csv").exists()
+    record = json.loads(records[0].read_text())
+    assert record["variant"] == "supervised" and 0 <= record["cross_validation"]["miou"]["mean"] <= 1
+    assert record["data_parallel_ranks"] == 2
