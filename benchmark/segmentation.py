@@ -276,8 +276,7 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
     if device.type == "cuda":
         net.to(memory_format=torch.channels_last)
     model = net
-    if world > 1:
-        process_group(device)
+    if process_group():
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     autocast, scaler = _precision(device)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=settings.lr)

@@ -25,15 +25,21 @@ def shard(seeds: list[int], rank: int, world: int) -> list[int]:
     return seeds[start:start + base + (rank < extra)]
 
 
-def process_group(device: torch.device) -> None:
-    """Join torchrun's process group once (NCCL for CUDA, Gloo for the CPU); a no-op for a plain process."""
-    if rank_and_world()[1] > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+def process_group() -> bool:
+    """Join torchrun's process group once (Gloo for CPU tensors, NCCL for CUDA ones, on cuda:LOCAL_RANK);
+    returns whether there is one (False for a plain process)."""
+    if rank_and_world()[1] == 1:
+        return False
+    if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group()
+    return True
 
 
 def barrier() -> None:
-    """Wait for every rank (a no-op outside a process group)."""
-    if dist.is_initialized():
+    """Wait for every rank (a no-op for a plain process)."""
+    if process_group():
         dist.barrier()
 
 
@@ -46,3 +52,12 @@ def average_gradients(module: nn.Module) -> None:
         if p.grad is not None:
             dist.all_reduce(p.grad)
             p.grad /= world
+
+
+def rank_zero_first(make):
+    """make() on rank 0, then, once it is done, on the other ranks: for steps that cache their result on disk
+    (the others then read rank 0's files instead of racing it); plain make() outside torchrun."""
+    rank = rank_and_world()[0]
+    result = make() if rank == 0 else None
+    barrier()
+    return result if rank == 0 else make()

@@ -8,6 +8,7 @@ signature and never call it. Arrays returned here are writable copies.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import re
@@ -42,11 +43,21 @@ def take_split(items: list, split: str, n_val: int) -> list:
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call write(temporary path) beside `path`, then rename it onto `path`: readers never see half a file."""
+    """Call write(temporary path) then rename that file onto `path`: readers never see half a file. The
+    temporary file has `path`'s own name (formats that read the name, such as torch.save's archive name,
+    give the same bytes) inside a folder of this process's own beside it, so processes writing the same
+    file at once (torchrun ranks preparing the same data) never share one; the last rename wins whole."""
     path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")
-    write(tmp)
-    os.replace(tmp, path)
+    folder = path.parent / f".tmp-{os.getpid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / path.name
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def require_file(path: Path, what: str) -> Path:

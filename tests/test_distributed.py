@@ -57,8 +57,9 @@ def test_ranks_take_every_world_th_batch_the_same_number_of_times():
 
 
 def test_a_suite_under_torchrun_trains_data_parallel_and_writes_one_record(tmp_path):
-    """Two CPU ranks (Gloo) run the quick parts suite's supervised variant: DistributedDataParallel training,
-    one record and one table, written by rank 0."""
+    """Two CPU ranks (Gloo) run the quick parts suite's datasetgan and supervised variants: rank 0 trains the
+    interpreter, the ranks split the synthetic shards, DistributedDataParallel trains DeepLab, and rank 0
+    writes one record per variant and the table."""
     import json
     import os
     import socket
@@ -69,7 +70,7 @@ def test_a_suite_under_torchrun_trains_data_parallel_and_writes_one_record(tmp_p
 
     from tests.fixtures.suites import REDUCED
 
-    (tmp_path / "user.yaml").write_text(yaml.safe_dump({**REDUCED, "variants": ["supervised"],
+    (tmp_path / "user.yaml").write_text(yaml.safe_dump({**REDUCED, "variants": ["datasetgan", "supervised"],
                                                         "test_sets": ["toy-car-12"]}))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -81,7 +82,8 @@ def test_a_suite_under_torchrun_trains_data_parallel_and_writes_one_record(tmp_p
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     records = list((tmp_path / "out" / "runs").glob("*/record.json"))
-    assert len(records) == 1 and (tmp_path / "out" / "tables" / "parts.csv").exists()
-    record = json.loads(records[0].read_text())
-    assert record["variant"] == "supervised" and 0 <= record["cross_validation"]["miou"]["mean"] <= 1
-    assert record["data_parallel_ranks"] == 2
+    assert len(records) == 2 and (tmp_path / "out" / "tables" / "parts.csv").exists()
+    for record in map(json.loads, (p.read_text() for p in records)):
+        assert 0 <= record["cross_validation"]["miou"]["mean"] <= 1 and record["data_parallel_ranks"] == 2
+    synthetic = list((tmp_path / "out" / "work" / "shared").glob("synthetic-*/index.json"))
+    assert len(synthetic) == 1   # one interpreter, one synthetic set, both ranks' shards in it
