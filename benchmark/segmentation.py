@@ -49,6 +49,7 @@ class SegmentationSettings:
     bn_momentum: float | None = 0.1  # ours: every batch norm's; torchvision's MobileNetV3 has 0.01, whose running
     #                                  statistics lag far behind on short schedules (eval then predicts background)
     keep_all_checkpoints: bool = False  # ours: keep only the latest (every epoch's evaluation is kept anyway)
+    amp: bool = True  # ours: mixed precision on CUDA (bf16, else fp16 with loss scaling); False: fp32 as the official
     seed: int = 0
 
     def __post_init__(self):
@@ -246,9 +247,10 @@ def _atomic_save(obj, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
-def _precision(device: torch.device):
-    """(autocast context, gradient scaler) for training: bf16 (or fp16 with loss scaling) on CUDA, fp32 elsewhere."""
-    if device.type != "cuda":
+def _precision(device: torch.device, amp: bool):
+    """(autocast context, gradient scaler) for training: with `amp` on CUDA bf16 (or fp16 with loss scaling),
+    else fp32."""
+    if device.type != "cuda" or not amp:
         return contextlib.nullcontext(), torch.amp.GradScaler("cpu", enabled=False)
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast("cuda", dtype=dtype), torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
@@ -259,7 +261,7 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
     """Train `net` (its parameters with requires_grad) on `train` (LabelledImages or KeypointImages) with Adam
     for settings.epochs on `objective` (default: train.objective()); after every epoch write
     run_dir/checkpoint_{epoch:03d}.pt and, with a test set, run_dir/evaluation_{epoch:03d}.npy (evaluate()).
-    A rerun resumes after the last finished epoch. On CUDA it trains in mixed precision and channels-last;
+    A rerun resumes after the last finished epoch. On CUDA it trains channels-last and (settings.amp) in mixed precision;
     under torchrun it is data-parallel (DistributedDataParallel, each rank on cuda:LOCAL_RANK or the CPU,
     every world-th batch), rank 0 writing the files the other ranks then read.
     Returns (E, N, ...): evaluate() of the test set after every epoch (None without a test set)."""
@@ -278,7 +280,7 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
     model = net
     if process_group():
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    autocast, scaler = _precision(device)
+    autocast, scaler = _precision(device, settings.amp)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=settings.lr)
     done = sorted(run_dir.glob("checkpoint_*.pt"))
     start = 0
