@@ -169,9 +169,11 @@ def gan():
 @click.option("--batch", type=click.IntRange(min=2), default=None, help="Batch size (default: TrainOptions').")
 @click.option("--r1-gamma", type=click.FloatRange(min=0), default=None,
               help="R1 weight (default: TrainOptions').")
-def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gamma):
-    """Train the toy StyleGAN2 (64x64); resumes from RUN/training.pt. Batch and R1 weight are part of
-    the run's options, so a resume must repeat them.
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Adam learning rate of G and D (default: TrainOptions').")
+def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gamma, lr):
+    """Train the toy StyleGAN2 (64x64); resumes from RUN/training.pt. Batch, R1 weight and learning rate
+    are part of the run's options, so a resume must repeat them.
 
     \b
     Example: benchmark gan train --data data/toy-unlabelled --run runs/toy-gan --minutes 60
@@ -185,7 +187,7 @@ def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gam
 
     if threads:
         torch.set_num_threads(threads)
-    changes = {k: v for k, v in {"batch": batch, "r1_gamma": r1_gamma}.items() if v is not None}
+    changes = {k: v for k, v in {"batch": batch, "r1_gamma": r1_gamma, "lr": lr}.items() if v is not None}
     options = dataclasses.replace(TrainOptions(), **changes)
     images = load_images(image_files(Path(data)), options.generator.resolution)
     trainer = GANTrainer(_writable_dir(run_dir), images, options, device)

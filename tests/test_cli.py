@@ -70,9 +70,9 @@ def test_gan_train_one_iteration_records_its_options(tmp_path):
 
     write_split(tmp_path / "pool", "unlabelled", 4, ToySettings(resolution=64))
     result = CliRunner().invoke(cli, ["gan", "train", "--data", str(tmp_path / "pool"), "--run", str(tmp_path / "run"),
-                                      "--iterations", "1", "--r1-gamma", "0.3"])
+                                      "--iterations", "1", "--r1-gamma", "0.3", "--lr", "0.001"])
     assert result.exit_code == 0, result.output
     state = torch.load(tmp_path / "run" / "training.pt", weights_only=True)
-    assert state["iteration"] == 1 and state["options"]["r1_gamma"] == 0.3
+    assert state["iteration"] == 1 and state["options"]["r1_gamma"] == 0.3 and state["options"]["lr"] == 0.001
     assert (tmp_path / "run" / "generator.pt").exists() and (tmp_path / "run" / "samples-000001.png").exists()
     assert f"1: {state['log'][-1]['layout_diversity']:.3f}" in result.output
