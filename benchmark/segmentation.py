@@ -12,7 +12,6 @@ pretrained backbone only from the local file `SegmentationSettings.pretrained` n
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -147,14 +146,18 @@ def build_network(settings: SegmentationSettings, num_classes: int) -> nn.Module
     return net
 
 
+def _state_dict(path: Path):
+    """A local weights file's state dict (read with weights_only), unwrapped from a {"model": ...} checkpoint."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("model", state) if isinstance(state, dict) else state
+
+
 def load_backbone_weights(net: nn.Module, path: Path) -> None:
     """Copy a local state dict into net.backbone: a classification model's (torchvision names, its head
     ignored) or a segmentation model's ("backbone." prefix). Every backbone tensor must be present."""
     if not path.is_file():
         raise ConfigError(f"segmentation.pretrained: no such file {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("model", state) if isinstance(state, dict) else state
-    state = {k.removeprefix("backbone."): v for k, v in state.items()}
+    state = {k.removeprefix("backbone."): v for k, v in _state_dict(path).items()}
     wanted = net.backbone.state_dict()
     missing = [k for k in wanted if k not in state or state[k].shape != wanted[k].shape]
     if missing:
@@ -167,8 +170,7 @@ def load_network(settings: SegmentationSettings, path: Path) -> nn.Module:
     """A whole DeepLabV3 from a local state dict (ours, or torchvision's, e.g. its MS-COCO one), with as many
     outputs as the file's last layer; the auxiliary head, if stored, is dropped. A file of another
     network is a clear error naming it."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("model", state) if isinstance(state, dict) else state
+    state = _state_dict(path)
     head = state.get("classifier.4.weight") if isinstance(state, dict) else None
     if head is None:
         raise ConfigError(f"{path}: not a DeepLabV3 state dict (no classifier.4.weight)")
@@ -270,15 +272,15 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
     objective = objective or train.objective()
     rank, world = rank_and_world()
     device = torch.device(device)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    distributed = process_group()
+    if distributed and device.type == "cuda":
+        device = torch.device("cuda", torch.cuda.current_device())   # this rank's, set by process_group
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    net.to(device)
-    if device.type == "cuda":
-        net.to(memory_format=torch.channels_last)
+    net.to(device, memory_format=memory_format)
     model = net
-    if process_group():
+    if distributed:
         model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     autocast, scaler = _precision(device, settings.amp)
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=settings.lr)
@@ -297,10 +299,9 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
         torch.manual_seed(settings.seed * 100_003 + epoch)  # dropout
         _set_train_mode(net)
         for idx in _batches(len(train), settings.batch_size, generator, rank, world):
-            images = to_input(train.images[idx].to(device))
+            images = to_input(train.images[idx].to(device)).contiguous(memory_format=memory_format)
             with autocast:
-                loss = objective.loss(model, images.contiguous(memory_format=torch.channels_last)
-                                      if device.type == "cuda" else images, train.labels[idx].to(device))
+                loss = objective.loss(model, images, train.labels[idx].to(device))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
