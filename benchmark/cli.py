@@ -171,9 +171,11 @@ def gan():
               help="R1 weight (default: TrainOptions').")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Adam learning rate of G and D (default: TrainOptions').")
-def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gamma, lr):
-    """Train the toy StyleGAN2 (64x64); resumes from RUN/training.pt. Batch, R1 weight and learning rate
-    are part of the run's options, so a resume must repeat them.
+@click.option("--pack", type=click.IntRange(min=1), default=None,
+              help="PacGAN: D judges packs of this many images (default: TrainOptions'); divides the batch.")
+def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gamma, lr, pack):
+    """Train the toy StyleGAN2 (64x64); resumes from RUN/training.pt. Batch, R1 weight, learning rate and
+    pack are part of the run's options, so a resume must repeat them.
 
     \b
     Example: benchmark gan train --data data/toy-unlabelled --run runs/toy-gan --minutes 60
@@ -187,7 +189,7 @@ def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gam
 
     if threads:
         torch.set_num_threads(threads)
-    changes = {k: v for k, v in {"batch": batch, "r1_gamma": r1_gamma, "lr": lr}.items() if v is not None}
+    changes = {k: v for k, v in {"batch": batch, "r1_gamma": r1_gamma, "lr": lr, "pack": pack}.items() if v is not None}
     options = dataclasses.replace(TrainOptions(), **changes)
     images = load_images(image_files(Path(data)), options.generator.resolution)
     trainer = GANTrainer(_writable_dir(run_dir), images, options, device)

@@ -41,6 +41,7 @@ class TrainOptions:
     lr: float = 0.0025
     r1_gamma: float = 1.0           # strong: with a few thousand images a weaker R1 let D win (mode collapse)
     augment: bool = True            # DiffAugment (colour, translation) on every D input, for small datasets
+    pack: int = 1                   # PacGAN (Lin et al. 2018): D judges `pack` images at once, against mode collapse
     r1_every: int = 16              # lazy regularisation interval
     style_mixing: float = 0.9
     ema_half_life_images: int = 5000
@@ -80,12 +81,13 @@ class DiscriminatorBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """image float (B, 3, R, R) in [-1, 1] -> realness logit float (B,); residual, with minibatch std."""
+    """images float (B, C, R, R) in [-1, 1] -> realness logit float (B,); residual, with minibatch std.
+    C is 3, or 3 x pack when each input is a pack of images stacked along channels (PacGAN)."""
 
-    def __init__(self, resolution: int, channel_base: int, channel_max: int):
+    def __init__(self, resolution: int, channel_base: int, channel_max: int, in_channels: int = 3):
         super().__init__()
         channels = {r: min(channel_base // r, channel_max) for r in (2 ** i for i in range(2, 11))}
-        self.fromrgb = Conv2dLayer(3, channels[resolution], 1)
+        self.fromrgb = Conv2dLayer(in_channels, channels[resolution], 1)
         self.blocks = nn.Sequential(*[DiscriminatorBlock(channels[r], channels[r // 2])
                                       for r in (2 ** i for i in range(int(math.log2(resolution)), 2, -1))])
         self.conv = Conv2dLayer(channels[4] + 1, channels[4], 3)
@@ -157,7 +159,10 @@ class GANTrainer:
         self.G = Generator(cfg).to(self.device)
         self.G_ema = Generator(cfg).requires_grad_(False).to(self.device)
         self.G_ema.load_state_dict(self.G.state_dict())
-        self.D = Discriminator(cfg.resolution, options.d_channel_base, options.d_channel_max).to(self.device)
+        if options.batch % options.pack:
+            raise ValueError(f"batch {options.batch} is not a multiple of pack {options.pack}")
+        self.D = Discriminator(cfg.resolution, options.d_channel_base, options.d_channel_max,
+                               cfg.img_channels * options.pack).to(self.device)
         r1_ratio = options.r1_every / (options.r1_every + 1)  # lazy-regularisation correction
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=options.lr, betas=(0.0, 0.99))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=options.lr * r1_ratio, betas=(0.0, 0.99 ** r1_ratio))
@@ -169,7 +174,8 @@ class GANTrainer:
 
     def _resume(self) -> None:
         state = torch.load(self.run_dir / "training.pt", weights_only=True, map_location=self.device)
-        if state["options"] != _options_dict(self.opt):
+        stored = {**_options_dict(TrainOptions()), **state["options"]}  # options added since take their defaults
+        if stored != _options_dict(self.opt):
             raise ValueError(f"{self.run_dir / 'training.pt'}: a run with other options; use another run folder")
         for name in ("G", "G_ema", "D", "opt_G", "opt_D"):
             getattr(self, name).load_state_dict(state[name])
@@ -194,9 +200,11 @@ class GANTrainer:
             ws = torch.cat([ws[:, :cut], self.G.mapping(z[1])[:, cut:]], 1)
         return ws
 
-    def _augment(self, images: Tensor) -> Tensor:
-        """DiffAugment when enabled, drawing from the trainer's generator (so resuming stays exact)."""
-        return diff_augment(images, self.rng) if self.opt.augment else images
+    def _d_input(self, images: Tensor) -> Tensor:
+        """What D sees of images (B, C, R, R): each DiffAugmented when enabled (drawing from the trainer's
+        generator, so resuming stays exact), then packs of consecutive images stacked: (B / pack, C x pack, R, R)."""
+        images = diff_augment(images, self.rng) if self.opt.augment else images
+        return images.reshape(-1, images.shape[1] * self.opt.pack, *images.shape[2:])
 
     def step(self) -> dict:
         """One generator and one discriminator update (plus R1 every r1_every steps)."""
@@ -209,7 +217,7 @@ class GANTrainer:
         self.G.requires_grad_(True), self.D.requires_grad_(False)
         ws = self._latents(b)
         fake = self.G.synthesis(ws, noise)[0]
-        loss_g = F.softplus(-self.D(self._augment(fake))).mean()
+        loss_g = F.softplus(-self.D(self._d_input(fake))).mean()
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_G.step()
@@ -220,12 +228,12 @@ class GANTrainer:
         self.G.requires_grad_(False), self.D.requires_grad_(True)
         r1 = self.iteration % self.opt.r1_every == 0
         real = real.detach().requires_grad_(r1)
-        logits_real = self.D(self._augment(real))
-        loss_d = F.softplus(self.D(self._augment(fake.detach()))).mean() + F.softplus(-logits_real).mean()
+        logits_real = self.D(self._d_input(real))
+        loss_d = F.softplus(self.D(self._d_input(fake.detach()))).mean() + F.softplus(-logits_real).mean()
         penalty = torch.zeros([], device=self.device)
         if r1:
             grad, = torch.autograd.grad(logits_real.sum(), real, create_graph=True)
-            penalty = grad.square().sum([1, 2, 3]).mean()
+            penalty = grad.square().sum() / len(logits_real)  # per D input (a pack of images when pack > 1)
             loss_d = loss_d + penalty * (self.opt.r1_gamma / 2) * self.opt.r1_every
         self.opt_D.zero_grad(set_to_none=True)
         loss_d.backward()

@@ -1,5 +1,6 @@
 """Our StyleGAN2 generator and its training loop, on tiny real networks."""
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -65,9 +66,9 @@ def test_seeded_noise_is_fixed_per_seed():
     assert not torch.equal(a[0][0], a[0][1])
 
 
-def _tiny_trainer(run_dir):
+def _tiny_trainer(run_dir, **changes):
     data = torch.randint(0, 256, (12, 3, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
-    options = TrainOptions(generator=TINY, d_channel_base=128, d_channel_max=16, batch=4, r1_every=2)
+    options = TrainOptions(generator=TINY, d_channel_base=128, d_channel_max=16, batch=4, r1_every=2, **changes)
     return GANTrainer(run_dir, data, options)
 
 
@@ -86,6 +87,30 @@ def test_training_steps_change_weights_and_resume_exactly(tmp_path):
     resumed.train(4, checkpoint_every=2, grid_every=100)
     for p, q in zip(straight.G_ema.state_dict().values(), resumed.G_ema.state_dict().values()):
         torch.testing.assert_close(p, q)
+
+
+def test_pacgan_discriminator_judges_packs_of_consecutive_images(tmp_path):
+    trainer = _tiny_trainer(tmp_path / "a", pack=2, augment=False)
+    assert trainer.D.fromrgb.weight.shape[1] == 6
+    images = torch.arange(4.0)[:, None, None, None].expand(4, 3, 16, 16)
+    packed = trainer._d_input(images)
+    assert packed.shape == (2, 6, 16, 16)
+    assert packed[:, :, 0, 0].tolist() == [[0, 0, 0, 1, 1, 1], [2, 2, 2, 3, 3, 3]]
+    before = [p.clone() for p in trainer.D.parameters()]
+    trainer.train(2, checkpoint_every=2, grid_every=100)   # R1 runs at iteration 0 (r1_every=2)
+    assert all(not torch.equal(p, q) for p, q in zip(before, trainer.D.parameters()))
+    with pytest.raises(ValueError, match="other options"):
+        _tiny_trainer(tmp_path / "a", pack=1, augment=False)
+    with pytest.raises(ValueError, match="multiple of pack"):
+        _tiny_trainer(tmp_path / "b", pack=3)
+
+
+def test_runs_saved_before_an_option_existed_resume_with_its_default(tmp_path):
+    _tiny_trainer(tmp_path).train(2, checkpoint_every=2, grid_every=100)
+    state = torch.load(tmp_path / "training.pt", weights_only=True)
+    del state["options"]["pack"]   # as written before PacGAN was added
+    torch.save(state, tmp_path / "training.pt")
+    assert _tiny_trainer(tmp_path).iteration == 2
 
 
 def test_generator_checkpoint_round_trip(tmp_path):
