@@ -174,8 +174,7 @@ class GANTrainer:
 
     def _resume(self) -> None:
         state = torch.load(self.run_dir / "training.pt", weights_only=True, map_location=self.device)
-        stored = {**_options_dict(TrainOptions()), **state["options"]}  # options added since take their defaults
-        if stored != _options_dict(self.opt):
+        if _with_defaults(state["options"], _options_dict(TrainOptions())) != _options_dict(self.opt):
             raise ValueError(f"{self.run_dir / 'training.pt'}: a run with other options; use another run folder")
         for name in ("G", "G_ema", "D", "opt_G", "opt_D"):
             getattr(self, name).load_state_dict(state[name])
@@ -287,6 +286,12 @@ class GANTrainer:
 def _options_dict(options: TrainOptions) -> dict:
     """Options as plain data (for checkpoints: comparable, and loadable with weights_only)."""
     return json.loads(json.dumps(asdict(options)))
+
+
+def _with_defaults(stored: dict, defaults: dict) -> dict:
+    """A run's stored options with the fields added since (also inside the generator's) at their defaults."""
+    merged = {**defaults, **stored}
+    return {k: _with_defaults(v, defaults[k]) if isinstance(defaults.get(k), dict) else v for k, v in merged.items()}
 
 
 def save_generator(G: Generator, path: Path, extra: dict | None = None) -> None:
