@@ -173,11 +173,9 @@ def gan():
               help="Adam learning rate of G and D (default: TrainOptions').")
 @click.option("--pack", type=click.IntRange(min=1), default=None,
               help="PacGAN: D judges packs of this many images (default: TrainOptions'); divides the batch.")
-@click.option("--mapped-input", is_flag=True, default=None,
-              help="Start synthesis from an affine map of w instead of a learnt constant (GeneratorConfig.mapped_input).")
-def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gamma, lr, pack, mapped_input):
-    """Train the toy StyleGAN2 (64x64); resumes from RUN/training.pt. Batch, R1 weight, learning rate, pack
-    and the input are part of the run's options, so a resume must repeat them.
+def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gamma, lr, pack):
+    """Train the toy StyleGAN2 (64x64); resumes from RUN/training.pt. Batch, R1 weight, learning rate and
+    pack are part of the run's options, so a resume must repeat them.
 
     \b
     Example: benchmark gan train --data data/toy-unlabelled --run runs/toy-gan --minutes 60
@@ -192,8 +190,6 @@ def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gam
     if threads:
         torch.set_num_threads(threads)
     changes = {k: v for k, v in {"batch": batch, "r1_gamma": r1_gamma, "lr": lr, "pack": pack}.items() if v is not None}
-    if mapped_input:
-        changes["generator"] = dataclasses.replace(TrainOptions().generator, mapped_input=True)
     options = dataclasses.replace(TrainOptions(), **changes)
     images = load_images(image_files(Path(data)), options.generator.resolution)
     trainer = GANTrainer(_writable_dir(run_dir), images, options, device)

@@ -33,7 +33,6 @@ class GeneratorConfig:
     mapping_layers: int = 8
     mapping_lr_multiplier: float = 0.01
     conv_clamp: float | None = 256.0  # clamp of conv outputs, as stylegan2-ada's default configs
-    mapped_input: bool = False  # b4's input is an affine map of w (b4.input) instead of a constant (b4.const)
 
     def channels(self, res: int) -> int:
         return min(self.channel_base // res, self.channel_max)
@@ -169,16 +168,13 @@ class ToRGBLayer(nn.Module):
 
 
 class SynthesisBlock(nn.Module):
-    """One resolution: (const or mapped input, or conv0 up) -> conv1 -> torgb added to the upsampled image."""
+    """One resolution: (const or conv0 up) -> conv1 -> torgb added to the upsampled image."""
 
     def __init__(self, in_channels: int, out_channels: int, cfg: GeneratorConfig, resolution: int):
         super().__init__()
         self.resolution = resolution
         self.first = in_channels == 0
-        self.input_shape = (out_channels, resolution, resolution)
-        if self.first and cfg.mapped_input:  # lets the latent move the layout directly, not only rescale channels
-            self.input = FullyConnected(cfg.w_dim, out_channels * resolution * resolution)
-        elif self.first:
+        if self.first:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, cfg.w_dim, resolution, True, cfg.conv_clamp)
@@ -190,8 +186,7 @@ class SynthesisBlock(nn.Module):
     def forward(self, x, img, ws: Tensor, noise: list[Tensor | None]):
         """ws: (B, num_conv + 1, w_dim); noise: one entry per conv. Returns x, img and the conv outputs."""
         if self.first:
-            x = (self.input(ws[:, 0]).reshape(-1, *self.input_shape) if hasattr(self, "input")
-                 else self.const[None].repeat(ws.shape[0], 1, 1, 1))
+            x = self.const[None].repeat(ws.shape[0], 1, 1, 1)
             features = [x, self.conv1(x, ws[:, 0], noise[0])]
         else:
             y = self.conv0(x, ws[:, 0], noise[0])
@@ -222,7 +217,7 @@ class SynthesisNetwork(nn.Module):
 
     def forward(self, ws: Tensor, noise: list[Tensor] | None = None) -> tuple[Tensor, list[Tensor]]:
         """noise: per conv layer float (B, 1, R, R), or None for the stored constant noise.
-        Returns image float (B, C, R, R) and features: the input of b4 (constant or mapped) then every conv output,
+        Returns image float (B, C, R, R) and features: the const input then every conv output,
         each float (B, C_l, R_l, R_l) at its native resolution."""
         assert_shape(ws, (None, self.num_ws, None), "ws")
         noise = list(noise) if noise is not None else [None] * len(self.noise_shapes())
