@@ -42,6 +42,10 @@ class TrainOptions:
     r1_gamma: float = 1.0           # strong: with a few thousand images a weaker R1 let D win (mode collapse)
     augment: bool = True            # DiffAugment (colour, translation) on every D input, for small datasets
     pack: int = 1                   # PacGAN (Lin et al. 2018): D judges `pack` images at once, against mode collapse
+    anchors: int = 0                # mode anchors: this many training images, each paired with a fixed latent,
+    anchor_weight: float = 1.0      # ... which G must also redraw (MSE at anchor_resolution), so that its
+    anchor_resolution: int = 16     # latents keep covering the data's layouts (0 anchors: plain StyleGAN2)
+    anchor_warmup: int = 0          # iterations at the start that fit G to the anchors alone, with no D
     r1_every: int = 16              # lazy regularisation interval
     style_mixing: float = 0.9
     ema_half_life_images: int = 5000
@@ -169,6 +173,7 @@ class GANTrainer:
         self.iteration = 0
         self.rng = torch.Generator().manual_seed(options.seed)
         self.log: list[dict] = []
+        self.anchor_z, self.anchor_images = self._anchors()
         if (self.run_dir / "training.pt").exists():
             self._resume()
 
@@ -190,6 +195,21 @@ class GANTrainer:
         save_generator(self.G_ema, self.run_dir / "generator.pt", extra={"iteration": self.iteration,
                                                                         "images_seen": self.iteration * self.opt.batch})
 
+    def _anchors(self) -> tuple[Tensor, Tensor]:
+        """The anchor latents z (A, z_dim) and their images float (A, 3, r, r) at anchor_resolution: a fixed random
+        choice of training images, each with its own fixed z. Drawn from the seed alone, so a resume redraws them."""
+        count = self.opt.anchors
+        if count > len(self.data):
+            raise ValueError(f"{count} anchors asked for, but only {len(self.data)} training images")
+        rng = torch.Generator().manual_seed(self.opt.seed + 1)
+        z = torch.randn(count, self.opt.generator.z_dim, generator=rng).to(self.device)
+        idx = torch.randperm(len(self.data), generator=rng)[:count].to(self.device)
+        return z, self._anchor_view(self.data[idx].float() / 127.5 - 1)
+
+    def _anchor_view(self, images: Tensor) -> Tensor:
+        """images float (B, 3, R, R) -> (B, 3, r, r) averaged down to anchor_resolution: the layout, not the detail."""
+        return F.adaptive_avg_pool2d(images, self.opt.anchor_resolution)
+
     def _latents(self, batch: int) -> Tensor:
         """ws (B, num_ws, w_dim) from fresh z, mixing two latents at a random layer with prob style_mixing."""
         z = torch.randn(2, batch, self.opt.generator.z_dim, generator=self.rng).to(self.device)
@@ -205,20 +225,37 @@ class GANTrainer:
         images = diff_augment(images, self.rng) if self.opt.augment else images
         return images.reshape(-1, images.shape[1] * self.opt.pack, *images.shape[2:])
 
+    def _anchor_loss(self, noise: list[Tensor]) -> Tensor:
+        """MSE between the anchor images and G's redrawing of them (a batch of anchors, at anchor_resolution)."""
+        if not self.opt.anchors:
+            return torch.zeros([], device=self.device)
+        pick = torch.randint(self.opt.anchors, [len(noise[0])], generator=self.rng).to(self.device)
+        redrawn = self.G.synthesis(self.G.mapping(self.anchor_z[pick]), noise)[0]
+        return (self._anchor_view(redrawn) - self.anchor_images[pick]).square().mean()
+
     def step(self) -> dict:
-        """One generator and one discriminator update (plus R1 every r1_every steps)."""
+        """One generator and one discriminator update (plus R1 every r1_every steps); during the anchor
+        warm-up, one generator update on the anchors alone."""
         b = self.opt.batch
         idx = torch.randint(len(self.data), [b], generator=self.rng).to(self.device)
         real = self.data[idx].float() / 127.5 - 1
         noise = [torch.randn(b, *s, generator=self.rng).to(self.device) for s in self.G.synthesis.noise_shapes()]
-
-        # Generator: non-saturating loss.
         self.G.requires_grad_(True), self.D.requires_grad_(False)
+        if self.iteration < self.opt.anchor_warmup:
+            anchor = self._anchor_loss(noise)
+            self.opt_G.zero_grad(set_to_none=True)
+            anchor.backward()
+            self.opt_G.step()
+            self._update_ema()
+            return {"anchor": anchor.item()}
+
+        # Generator: non-saturating loss (plus the anchors).
         ws = self._latents(b)
         fake = self.G.synthesis(ws, noise)[0]
         loss_g = F.softplus(-self.D(self._d_input(fake))).mean()
+        anchor = self._anchor_loss(noise)
         self.opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
+        (loss_g + self.opt.anchor_weight * anchor).backward()
         self.opt_G.step()
         with torch.no_grad():
             self.G.mapping.w_avg.lerp_(ws[:, 0].mean(0), 1 - self.opt.w_avg_beta)
@@ -237,16 +274,18 @@ class GANTrainer:
         self.opt_D.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_D.step()
+        self._update_ema()
+        return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "r1": penalty.item(), "anchor": anchor.item()}
 
-        # EMA of the generator weights.
-        beta = 0.5 ** (b / self.opt.ema_half_life_images)
+    def _update_ema(self) -> None:
+        """Move the EMA generator toward G, and count the iteration."""
+        beta = 0.5 ** (self.opt.batch / self.opt.ema_half_life_images)
         with torch.no_grad():
             for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
                 p_ema.lerp_(p, 1 - beta)
             for b_ema, buf in zip(self.G_ema.buffers(), self.G.buffers()):
                 b_ema.copy_(buf)
         self.iteration += 1
-        return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "r1": penalty.item()}
 
     def train(self, iterations: int, checkpoint_every: int = 250, grid_every: int = 500,
               minutes: float | None = None) -> None:

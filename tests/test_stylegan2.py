@@ -105,6 +105,30 @@ def test_pacgan_discriminator_judges_packs_of_consecutive_images(tmp_path):
         _tiny_trainer(tmp_path / "b", pack=3)
 
 
+def test_anchors_are_fixed_by_the_seed_and_pull_the_generator_onto_their_images(tmp_path):
+    options = dict(anchors=4, anchor_weight=100.0, anchor_resolution=4, anchor_warmup=20)
+    trainer, again = _tiny_trainer(tmp_path / "a", **options), _tiny_trainer(tmp_path / "b", **options)
+    assert torch.equal(trainer.anchor_z, again.anchor_z) and torch.equal(trainer.anchor_images, again.anchor_images)
+    assert trainer.anchor_z.shape == (4, TINY.z_dim) and trainer.anchor_images.shape == (4, 3, 4, 4)
+
+    def anchor_error():
+        with torch.no_grad():
+            redrawn = trainer.G.synthesis(trainer.G.mapping(trainer.anchor_z))[0]
+        return (trainer._anchor_view(redrawn) - trainer.anchor_images).square().mean().item()
+
+    start, d_start = anchor_error(), [p.clone() for p in trainer.D.parameters()]
+    trainer.train(20, checkpoint_every=20, grid_every=100)   # the warm-up: G alone, on the anchors
+    warmed = anchor_error()
+    assert warmed < 0.5 * start and all(torch.equal(p, q) for p, q in zip(d_start, trainer.D.parameters()))
+    trainer.train(30, checkpoint_every=10, grid_every=100)   # adversarial, the anchors still in G's loss
+    assert not all(torch.equal(p, q) for p, q in zip(d_start, trainer.D.parameters()))
+    assert anchor_error() < start and trainer.log[-1]["anchor"] > 0
+    resumed = _tiny_trainer(tmp_path / "a", **options)   # the anchors are redrawn from the seed, not stored
+    assert torch.equal(resumed.anchor_z, trainer.anchor_z) and resumed.iteration == 30
+    with pytest.raises(ValueError, match="13 anchors"):
+        _tiny_trainer(tmp_path / "c", anchors=13)
+
+
 def test_runs_saved_before_an_option_existed_resume_with_its_default(tmp_path):
     _tiny_trainer(tmp_path).train(2, checkpoint_every=2, grid_every=100)
     state = torch.load(tmp_path / "training.pt", weights_only=True)
