@@ -178,10 +178,12 @@ def gan():
                    "resolution, against mode collapse (default: TrainOptions'; 0 = plain StyleGAN2).")
 @click.option("--anchor-weight", type=click.FloatRange(min=0), default=None,
               help="Weight of the anchors' MSE in G's loss (default: TrainOptions').")
+@click.option("--anchor-resolution", type=click.IntRange(min=1), default=None,
+              help="Resolution at which the anchors are compared (default: TrainOptions').")
 @click.option("--anchor-warmup", type=click.IntRange(min=0), default=None,
               help="First iterations that fit G to the anchors alone, with no D (default: TrainOptions').")
 def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gamma, lr, pack, anchors,
-              anchor_weight, anchor_warmup):
+              anchor_weight, anchor_resolution, anchor_warmup):
     """Train the toy StyleGAN2 (64x64); resumes from RUN/training.pt. Batch, R1 weight, learning rate,
     pack and anchors are part of the run's options, so a resume must repeat them.
 
@@ -198,7 +200,8 @@ def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gam
     if threads:
         torch.set_num_threads(threads)
     changes = {k: v for k, v in {"batch": batch, "r1_gamma": r1_gamma, "lr": lr, "pack": pack, "anchors": anchors,
-                                 "anchor_weight": anchor_weight, "anchor_warmup": anchor_warmup}.items()
+                                 "anchor_weight": anchor_weight, "anchor_resolution": anchor_resolution,
+                                 "anchor_warmup": anchor_warmup}.items()
                if v is not None}
     options = dataclasses.replace(TrainOptions(), **changes)
     images = load_images(image_files(Path(data)), options.generator.resolution)

@@ -1,5 +1,7 @@
 """Training a StyleGAN2 generator on a folder of images: non-saturating logistic loss, lazy R1,
-style mixing and an EMA copy of the generator. Resumable: one checkpoint holds everything.
+style mixing, an EMA copy of the generator and, optionally, PacGAN packs and mode anchors (a few
+hundred training images that fixed latents must keep redrawing, against mode collapse).
+Resumable: one checkpoint holds everything.
 
 A run folder holds `training.pt` (generators, discriminator, optimisers, iteration, options),
 `generator.pt` (the EMA generator alone: what the rest of the suite loads) and sample grids.
@@ -31,7 +33,8 @@ TOY_GAN = Path(__file__).resolve().parents[1] / "checkpoints" / "toy-car-gan.pt"
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """Optimisation settings; defaults are those of the shipped toy GAN (checkpoints/toy-car-gan.pt)."""
+    """Optimisation settings. The defaults are plain StyleGAN2 with DiffAugment and R1; the shipped toy GAN
+    (checkpoints/toy-car-gan.pt, Makefile `toy-gan`) adds mode anchors, without which it collapsed."""
 
     generator: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(
         z_dim=128, w_dim=128, resolution=64, channel_base=1024, channel_max=128, mapping_layers=4))
@@ -39,7 +42,7 @@ class TrainOptions:
     d_channel_max: int = 128
     batch: int = 16
     lr: float = 0.0025
-    r1_gamma: float = 1.0           # strong: with a few thousand images a weaker R1 let D win (mode collapse)
+    r1_gamma: float = 1.0
     augment: bool = True            # DiffAugment (colour, translation) on every D input, for small datasets
     pack: int = 1                   # PacGAN (Lin et al. 2018): D judges `pack` images at once, against mode collapse
     anchors: int = 0                # mode anchors: this many training images, each paired with a fixed latent,
