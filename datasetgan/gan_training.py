@@ -249,7 +249,7 @@ class GANTrainer:
             self.opt_G.zero_grad(set_to_none=True)
             anchor.backward()
             self.opt_G.step()
-            self._update_ema()
+            self._end_step()
             return {"anchor": anchor.item()}
 
         # Generator: non-saturating loss (plus the anchors).
@@ -277,11 +277,11 @@ class GANTrainer:
         self.opt_D.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_D.step()
-        self._update_ema()
+        self._end_step()
         return {"loss_g": loss_g.item(), "loss_d": loss_d.item(), "r1": penalty.item(), "anchor": anchor.item()}
 
-    def _update_ema(self) -> None:
-        """Move the EMA generator toward G, and count the iteration."""
+    def _end_step(self) -> None:
+        """End an iteration: move the EMA generator toward G and count the iteration."""
         beta = 0.5 ** (self.opt.batch / self.opt.ema_half_life_images)
         with torch.no_grad():
             for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
