@@ -48,15 +48,17 @@ def cli():
 @click.option("--config", "extra", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A YAML file merged last (shallowly) over suite and profile, e.g. with your own paths.")
 @click.option("--out", default="results", help="Where run records and tables are written.")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="Train every cell with seeds 0..N-1; tables give mean +- seed std. Default: the config's `seeds`.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and stop.")
-def run(suite, profile, extra, out, dry_run):
+def run(suite, profile, extra, out, seeds, dry_run):
     """Run a benchmark suite: train every variant on every test set, cross-validate, write one record
     per run under OUT/runs (reruns add records), then build OUT/tables/<suite>.csv and .tex.
 
     \b
     Examples:
       benchmark run --suite parts --profile quick --out /tmp/quick     about a minute on 2 CPU cores
-      benchmark run --suite parts --profile demo --out results
+      benchmark run --suite parts --profile demo --out results --seeds 3
     """
     from benchmark.suites import run_suite
     from benchmark.tables import summary, write_tables
@@ -65,6 +67,8 @@ def run(suite, profile, extra, out, dry_run):
     from datasets.base import DatasetFormatError
 
     config = configs.resolve(suite, profile, extra)
+    if seeds is not None:
+        config["seeds"] = seeds
     click.echo(yaml.safe_dump(config, sort_keys=False).rstrip())
     if dry_run:
         return
@@ -72,6 +76,7 @@ def run(suite, profile, extra, out, dry_run):
     test_sets = len(config.get("test_sets", []))
     what = (f"the ablation sweeps on {test_sets} test sets" if "ablations" in config
             else f"{len(config['variants'])} variants x {test_sets} test sets")
+    what += f", {config.get('seeds', 1)} training seed(s) each"
     click.echo(f"\nplan: {what}, {config.get('folds', 5)}-fold evaluation, records under {out}/runs, "
                f"tables under {out}/tables")
     try:
@@ -83,6 +88,37 @@ def run(suite, profile, extra, out, dry_run):
     click.echo(f"{len(folders)} run records written under {out_dir / 'runs'}")
     csv, tex, table = write_tables(out_dir, suite)
     click.echo(f"{summary(table)}\ntables: {csv}, {tex}")
+
+
+@cli.command()
+@click.option("--suite", type=click.Choice(configs.names("suites")), default="parts", help="Whose test sets.")
+@click.option("--profile", type=click.Choice(configs.names("profiles")), default="demo", help="Whose setup.")
+@click.option("--config", "extra", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A YAML file merged last, as for `benchmark run`.")
+@click.option("--out", default="results", help="Where `benchmark run` keeps its data (toy splits are rendered there).")
+def oracle(suite, profile, extra, out):
+    """Print the ceiling of a segmentation setup on each test set: the mIoU of the best per-image logits its
+    network's output grid can hold (fitted to the test labels), which no variant can exceed.
+
+    \b
+    Example: benchmark oracle --profile demo
+    """
+    from benchmark.sources import task_of
+    from benchmark.suites import ceiling, check_run, test_images
+    from datasets.base import DatasetFormatError
+
+    config = configs.resolve(suite, profile, extra)
+    if task_of(config) != "segmentation":
+        raise click.ClickException(f"suite {suite} is not a segmentation suite; the oracle ceiling is of label maps")
+    try:
+        check_run(config)
+        for name in config["test_sets"]:
+            test, _ = test_images(name, config, Path(out) / "data")
+            result = ceiling(test, config, Path(out) / "work" / "shared")
+            grid = "x".join(map(str, result["output_grid"]))
+            click.echo(f"{name}: {len(test)} images, logits {grid} -> oracle mIoU {100 * result['oracle_miou']:.1f}")
+    except (DatasetFormatError, configs.ConfigError) as e:
+        raise click.ClickException(str(e)) from None
 
 
 @cli.command()
@@ -329,9 +365,14 @@ def interpreter_train(config_path, device):
     \b
     Example: benchmark interpreter train --config configs/interpreter/toy-car-12.yaml
     """
+    from datasetgan.loaders import CheckpointFormatError
     from datasetgan.pipeline import project_path, train_from_config
+    from datasets.base import DatasetFormatError
 
-    out = train_from_config(configs.load(project_path(config_path)), device)
+    try:
+        out = train_from_config(configs.load(project_path(config_path)), device)
+    except (DatasetFormatError, CheckpointFormatError, configs.ConfigError) as e:
+        raise click.ClickException(str(e)) from None
     click.echo(f"interpreter: {out}")
 
 

@@ -73,6 +73,14 @@ class KeypointImages:
     def describe(self) -> str:
         return f"{len(self.names)} keypoints"
 
+    def zero_output_l2(self, batch: int = 16) -> float:
+        """The L2 heatmap loss of a network that outputs all-zero heatmaps on these images: the floor a trained
+        network has to beat (the targets are sparse, so it is low, and a selection by L2 can prefer it)."""
+        h, w = self.images.shape[1:3]
+        total = sum(float(gaussian_heatmaps(self.labels[i:i + batch].double(), h, w, self.sigma).square().sum())
+                    for i in range(0, len(self), batch))
+        return total / (len(self) * self.num_outputs * h * w)
+
     def objective(self) -> HeatmapL2:
         """The default training objective for these keypoints."""
         return HeatmapL2(self.sigma)

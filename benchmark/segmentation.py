@@ -1,6 +1,8 @@
-"""The one segmentation network and trainer every variant shares: torchvision's DeepLabV3, Adam,
-a checkpoint per epoch (resumable), and an evaluation of the test set after every epoch so that
-k-fold selection can pick any epoch without running the network again.
+"""The one segmentation network and trainer every variant shares: DeepLabV3 (torchvision's, or on the
+small dilated ResNet of the CPU profiles), Adam, the same number of optimiser steps for every variant
+(each cycles its own shuffled batches), a resumable checkpoint at each of `evaluations` evenly spaced
+points, and an evaluation of the test set there so that k-fold selection can pick any of them without
+running the network again (the official script's 20 epochs are 20 such points).
 
 Two tasks share it, told apart by the data, which brings its objective and its per-image figures:
 part segmentation (LabelledImages here: one logit per class, cross-entropy, confusion matrices) and
@@ -23,6 +25,7 @@ from torchvision.models import segmentation as tvseg
 from tqdm import tqdm
 
 from benchmark.configs import ConfigError
+from benchmark.dilated_resnet import deeplabv3_dilated_resnet
 from benchmark.metrics import confusion
 from datasetgan.distributed import barrier, process_group, rank_and_world
 from datasets.base import IGNORE, ClassSet, DatasetFormatError, LabelMerge, PartDataset
@@ -31,8 +34,11 @@ from datasets.files import atomic_write
 BACKBONES = {
     "resnet101": tvseg.deeplabv3_resnet101,   # the released code's choice
     "resnet50": tvseg.deeplabv3_resnet50,
-    "mobilenet_v3_large": tvseg.deeplabv3_mobilenet_v3_large,  # the light one, for CPU profiles
+    "mobilenet_v3_large": tvseg.deeplabv3_mobilenet_v3_large,   # output stride 16: 4 x 4 logits at 64 px
+    "dilated_resnet": deeplabv3_dilated_resnet,   # output stride 2, for the CPU profiles' 64 px toy images
 }
+IMAGENET_BACKBONES = ("resnet101", "resnet50")   # the official script starts these from ImageNet weights
+RANDOM_INIT = "random"   # segmentation.pretrained's value that asks for a random initialisation on purpose
 
 
 @dataclass(frozen=True)
@@ -40,11 +46,13 @@ class SegmentationSettings:
     """DeepLabV3 training; defaults are the official script's except where a comment says otherwise."""
 
     backbone: str = "resnet101"
-    epochs: int = 20
+    steps: int = 25_000  # optimiser steps of every variant (the official 20 epochs of 10,000 images at batch 8)
+    evaluations: int = 20  # evenly spaced checkpoints the folds choose from (the official: one per epoch)
     batch_size: int = 8
     lr: float = 1e-3
     resolution: int | None = None  # square side images and labels are resized to; None: keep (ours)
-    pretrained: str | None = None  # a local backbone state dict (the official one is ImageNet); None: random init
+    pretrained: str | None = None  # a local backbone state dict (the official: ImageNet); "random": random init.
+    #                                Required for IMAGENET_BACKBONES; the others start from random init when None
     bn_momentum: float | None = 0.1  # ours: every batch norm's; torchvision's MobileNetV3 has 0.01, whose running
     #                                  statistics lag far behind on short schedules (eval then predicts background)
     keep_all_checkpoints: bool = False  # ours: keep only the latest (every epoch's evaluation is kept anyway)
@@ -54,8 +62,18 @@ class SegmentationSettings:
     def __post_init__(self):
         if self.backbone not in BACKBONES:
             raise ConfigError(f"segmentation.backbone {self.backbone!r} unknown; valid: {', '.join(BACKBONES)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError("segmentation.epochs and segmentation.batch_size must be at least 1")
+        if self.batch_size < 1 or not 1 <= self.evaluations <= self.steps:
+            raise ConfigError(f"segmentation.batch_size must be at least 1 and segmentation.evaluations in 1..steps "
+                              f"({self.steps}); got {self.batch_size} and {self.evaluations}")
+        if self.backbone in IMAGENET_BACKBONES and self.pretrained is None:
+            raise ConfigError(f"segmentation.pretrained: the {self.backbone} backbone starts from an ImageNet backbone "
+                              f"file, as the official script's does (e.g. torchvision's resnet101-63fe2227.pth, "
+                              f"fetched by you); set it to that file, or to '{RANDOM_INIT}' for a random init")
+
+    @property
+    def evaluated_steps(self) -> list[int]:
+        """The step counts after which the test set is evaluated and a checkpoint written (the last is `steps`)."""
+        return [round(self.steps * (i + 1) / self.evaluations) for i in range(self.evaluations)]
 
 
 @dataclass(frozen=True)
@@ -141,7 +159,7 @@ def build_network(settings: SegmentationSettings, num_classes: int) -> nn.Module
         for m in net.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.momentum = settings.bn_momentum
-    if settings.pretrained:
+    if settings.pretrained and settings.pretrained != RANDOM_INIT:
         load_backbone_weights(net, Path(settings.pretrained))
     return net
 
@@ -174,7 +192,7 @@ def load_network(settings: SegmentationSettings, path: Path) -> nn.Module:
     head = state.get("classifier.4.weight") if isinstance(state, dict) else None
     if head is None:
         raise ConfigError(f"{path}: not a DeepLabV3 state dict (no classifier.4.weight)")
-    net = build_network(replace(settings, pretrained=None), head.shape[0])
+    net = build_network(replace(settings, pretrained=RANDOM_INIT), head.shape[0])
     try:
         net.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux_classifier.")})
     except RuntimeError as e:
@@ -212,17 +230,36 @@ class CrossEntropy:
         pass
 
 
-def _batches(n: int, batch: int, generator: torch.Generator, rank: int = 0, world: int = 1) -> list[Tensor]:
-    """A shuffled epoch; a last batch of one is dropped and a single image is shown twice per batch
-    (batch norm after DeepLab's global pooling needs two samples). Under data parallelism every rank
-    draws the same order and takes every world-th batch, all ranks the same number (at least one)."""
-    if n == 1:
-        chunks = [torch.zeros(2, dtype=torch.int64)]
-    else:
-        order = torch.randperm(n, generator=generator)
-        chunks = [c for c in order.split(min(batch, n)) if len(c) > 1]
-    steps = max(1, len(chunks) // world)
-    return [chunks[(rank + world * i) % len(chunks)] for i in range(steps)]
+class BatchSchedule:
+    """Which images each optimiser step trains on: shuffled passes over the n training images (pass p's order
+    drawn from (seed, p), so a resumed run continues where it stopped), cut into batches of `batch`, cycled
+    for as many steps as asked. A last batch of one is dropped and a single image is shown twice per batch
+    (batch norm after DeepLab's global pooling needs two samples). Under data parallelism each of the
+    `world` ranks takes its share of every step's batch (at least two images), so a step is the same
+    global batch whatever the number of ranks."""
+
+    def __init__(self, n: int, batch: int, seed: int, rank: int = 0, world: int = 1):
+        self.n, self.batch, self.seed, self.rank, self.world = n, batch, seed, rank, world
+        self._pass = (-1, [])
+
+    def _chunks(self, index: int) -> list[Tensor]:
+        if self._pass[0] != index:
+            if self.n == 1:
+                chunks = [torch.zeros(2, dtype=torch.int64)]
+            else:
+                order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + index))
+                chunks = [c for c in order.split(min(self.batch, self.n)) if len(c) > 1]
+            self._pass = (index, chunks)
+        return self._pass[1]
+
+    def __call__(self, step: int) -> Tensor:
+        """int64 (b,): this rank's image indices for optimiser step `step` (0-based)."""
+        per_pass = len(self._chunks(0))
+        chunk = self._chunks(step // per_pass)[step % per_pass]
+        if self.world == 1:
+            return chunk
+        share = max(2, -(-len(chunk) // self.world))
+        return chunk.roll(-self.rank * share)[:share]
 
 
 def _set_train_mode(net: nn.Module) -> None:
@@ -258,15 +295,23 @@ def _precision(device: torch.device, amp: bool):
     return torch.autocast("cuda", dtype=dtype), torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
 
 
+def trained_steps(run_dir: Path) -> int:
+    """How many optimiser steps fit() has run in run_dir (0 before its first checkpoint)."""
+    done = sorted(Path(run_dir).glob("checkpoint_*.pt"))
+    return torch.load(done[-1], map_location="cpu", weights_only=True)["step"] if done else 0
+
+
 def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Path, objective=None,
         device: str | torch.device = "cpu", desc: str = "deeplab") -> np.ndarray | None:
     """Train `net` (its parameters with requires_grad) on `train` (LabelledImages or KeypointImages) with Adam
-    for settings.epochs on `objective` (default: train.objective()); after every epoch write
-    run_dir/checkpoint_{epoch:03d}.pt and, with a test set, run_dir/evaluation_{epoch:03d}.npy (evaluate()).
-    A rerun resumes after the last finished epoch. On CUDA it trains channels-last and (settings.amp) in mixed precision;
-    under torchrun it is data-parallel (DistributedDataParallel, each rank on cuda:LOCAL_RANK or the CPU,
-    every world-th batch), rank 0 writing the files the other ranks then read.
-    Returns (E, N, ...): evaluate() of the test set after every epoch (None without a test set)."""
+    for settings.steps optimiser steps (BatchSchedule) on `objective` (default: train.objective()); at each of
+    settings.evaluated_steps write run_dir/checkpoint_{i:03d}.pt and, with a test set,
+    run_dir/evaluation_{i:03d}.npy (evaluate()). A rerun resumes after the last checkpoint written. On CUDA it
+    trains channels-last and (settings.amp) in mixed precision; under torchrun it is data-parallel
+    (DistributedDataParallel, each rank on cuda:LOCAL_RANK or the CPU, a share of every step's batch), rank 0
+    writing the files the other ranks then read.
+    Returns (E, N, ...), E = settings.evaluations: evaluate() of the test set at every evaluated step (None
+    without a test set)."""
     if test is not None and (type(train) is not type(test) or train.num_outputs != test.num_outputs):
         raise DatasetFormatError(desc, f"training labels have {train.describe}, the test set {test.describe}")
     objective = objective or train.objective()
@@ -275,7 +320,7 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
     distributed = process_group()
     if distributed and device.type == "cuda":
         device = torch.device("cuda", torch.cuda.current_device())   # this rank's, set by process_group
-    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    memory_format = torch.channels_last   # faster on CUDA and, measured, on the CPU too
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     net.to(device, memory_format=memory_format)
@@ -291,14 +336,16 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         objective.load_state_dict(state["objective"])
-        start = state["epoch"] + 1
-    bar = tqdm(range(start, settings.epochs), desc=desc, unit="epoch", initial=start, total=settings.epochs,
-               disable=rank > 0)
-    for epoch in bar:
-        generator = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
-        torch.manual_seed(settings.seed * 100_003 + epoch)  # dropout
+        start = state["evaluation"] + 1
+    schedule = BatchSchedule(len(train), settings.batch_size, settings.seed, rank, world)
+    ends = settings.evaluated_steps
+    step = ends[start - 1] if start else 0
+    bar = tqdm(total=settings.steps, initial=step, desc=desc, unit="step", disable=rank > 0)
+    for point in range(start, settings.evaluations):
+        torch.manual_seed(settings.seed * 100_003 + point)  # dropout
         _set_train_mode(net)
-        for idx in _batches(len(train), settings.batch_size, generator, rank, world):
+        for step in range(step, ends[point]):
+            idx = schedule(step)
             images = to_input(train.images[idx].to(device)).contiguous(memory_format=memory_format)
             with autocast:
                 loss = objective.loss(model, images, train.labels[idx].to(device))
@@ -307,17 +354,20 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
             scaler.step(optimizer)
             scaler.update()
             objective.after_step()
+            bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        step = ends[point]
         if rank == 0:
             if test is not None:
                 figures = evaluate(net, test, device)
-                atomic_write(run_dir / f"evaluation_{epoch:03d}.npy", lambda tmp: np.save(tmp, figures))
+                atomic_write(run_dir / f"evaluation_{point:03d}.npy", lambda tmp: np.save(tmp, figures))
             _atomic_save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
-                          "objective": objective.state_dict(), "epoch": epoch, "settings": asdict(settings)},
-                         run_dir / f"checkpoint_{epoch:03d}.pt")
-            if not settings.keep_all_checkpoints and epoch > 0:
-                (run_dir / f"checkpoint_{epoch - 1:03d}.pt").unlink(missing_ok=True)
+                          "objective": objective.state_dict(), "evaluation": point, "step": step,
+                          "settings": asdict(settings)}, run_dir / f"checkpoint_{point:03d}.pt")
+            if not settings.keep_all_checkpoints and point > 0:
+                (run_dir / f"checkpoint_{point - 1:03d}.pt").unlink(missing_ok=True)
         barrier()
+    bar.close()
     if test is None:
         return None
-    return np.stack([np.load(run_dir / f"evaluation_{e:03d}.npy") for e in range(settings.epochs)])
+    return np.stack([np.load(run_dir / f"evaluation_{e:03d}.npy") for e in range(settings.evaluations)])

@@ -15,6 +15,7 @@ Config entries read here (defaults in the dataclasses they fill, one place each)
                                                          the keypoint task: toy-car-keypoints, cub-bird, ...)
     roots: {dataset name: PATH}                          real roots (else configs/datasets/<name>.yaml)
     folds: 5            miou: official | mmseg          device: auto | cpu | cuda
+    seeds: 1            training seeds per cell (segmentation.seed 0..seeds-1; `benchmark run --seeds N`)
     toy: ToyData        segmentation: SegmentationSettings   keypoints: KeypointSettings
     transfer: TransferSettings   semi: S4GANSettings   datasetgan: DatasetGANSettings
     real: RealSources (the few-label variants' labels, unlabelled pool and source network on real test sets)
@@ -25,18 +26,22 @@ Config entries read here (defaults in the dataclasses they fill, one place each)
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from benchmark.configs import ConfigError
 from benchmark.metrics import mean_iou
-from benchmark.protocol import cross_validate, cross_validate_keypoints, fold_sums, folds, keypoint_counts
+from benchmark.oracle import oracle_miou, output_grid
+from benchmark.protocol import (cross_validate, cross_validate_keypoints, fold_sums, folds, keypoint_counts,
+                                selection_threshold)
 from benchmark.records import write_record
 from benchmark.keypoints import KeypointSettings, load_keypoint_images
-from benchmark.segmentation import SegmentationSettings, load_images
+from benchmark.segmentation import SegmentationSettings, build_network, load_images
 from benchmark.semi import S4GANSettings
 from benchmark.sources import (TOY_TEST_SETS, RealSources, ToyData, check_test_set, labelled_indices, real_dataset,
                                settings_from, task_of, task_targets, toy_split)
@@ -45,6 +50,7 @@ from benchmark.variants import (KEYPOINT_VARIANTS, VARIANTS, Context, DatasetGAN
 from datasetgan.distributed import rank_and_world
 from datasets.base import ClassSet
 from datasets.classes import CAR_12
+from datasets.files import atomic_write
 from datasets.datasetgan_release import RELEASES
 from datasets.toy import KEYPOINT_NAMES, SPLITS, ToySettings
 
@@ -82,6 +88,14 @@ def device_of(config: dict) -> str:
     return device
 
 
+def seeds_of(config: dict) -> int:
+    """config['seeds']: how many training seeds every cell is trained with (at least 1)."""
+    seeds = config.get("seeds", 1)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise ConfigError(f"seeds must be a whole number of at least 1, got {seeds!r}")
+    return seeds
+
+
 def paper_columns(config: dict) -> dict:
     return config.get("paper_columns") or {}
 
@@ -107,6 +121,7 @@ def check_run(config: dict) -> None:
     if config.get("miou", "official") not in CONVENTIONS:
         raise ConfigError(f"miou must be one of {', '.join(CONVENTIONS)}, got {config['miou']!r}")
     device_of(config)
+    seeds_of(config)
     sections = {key: settings_from(cls, config, key) for key, cls in SECTIONS.items()}
     labelled_indices(config)
     pretrained = sections["segmentation"].pretrained
@@ -191,7 +206,8 @@ def scores(per_image, test, config: dict) -> dict:
         results = cross_validate_keypoints(per_fold, thresholds)
         return {**out, "metric": "keypoints", "metrics": list(results), "keypoints": list(test.names),
                 "cross_validation": {k: asdict(v) for k, v in results.items()},
-                "keypoint_counts_per_epoch_and_fold": per_fold.tolist(),
+                "selected_by": f"pck@{selection_threshold(thresholds):g}", "l2_all_zero_heatmaps": test.zero_output_l2(),
+                "keypoint_counts_per_checkpoint_and_fold": per_fold.tolist(),
                 "keypoint_counts_columns": ["visible", *(f"correct@{t:g}" for t in thresholds), "l2_sum", "maps"]}
     convention = config.get("miou", "official")
     other = "mmseg" if convention == "official" else "official"
@@ -199,15 +215,38 @@ def scores(per_image, test, config: dict) -> dict:
     return {**out, "metric": "miou", "metrics": ["miou"], "classes": list(test.classes.names),
             "cross_validation": {"miou": asdict(cross_validate(per_fold, convention)),
                                  f"miou_{other}": asdict(cross_validate(per_fold, other))},
-            "miou_per_epoch_all_images": [mean_iou(m, convention) for m in per_fold.sum(1)],
-            "confusion_per_epoch_and_fold": per_fold.tolist()}
+            "miou_per_checkpoint_all_images": [mean_iou(m, convention) for m in per_fold.sum(1)],
+            "confusion_per_checkpoint_and_fold": per_fold.tolist()}
+
+
+def ceiling(test, config: dict, shared: Path) -> dict:
+    """The segmentation setup's ceiling on a test set (benchmark.oracle): its output grid and the oracle mIoU
+    there, in the run's convention; computed once per test set and setup under `shared`."""
+    segmentation = settings_from(SegmentationSettings, config, "segmentation")
+    grid = output_grid(build_network(segmentation, len(test.classes)), test.images.shape[1])
+    convention = config.get("miou", "official")
+    labels = hashlib.sha256(test.labels.numpy().tobytes()).hexdigest()[:8]
+    path = Path(shared) / f"oracle-{labels}-{grid[0]}x{grid[1]}-{convention}.json"
+    if not path.exists():
+        result = {"output_grid": list(grid), "oracle_miou": oracle_miou(test.labels, len(test.classes), grid, convention)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result)))
+    return json.loads(path.read_text())
+
+
+def seeded(runs: list[Run]) -> list[tuple[Run, int]]:
+    """Every run with each of its config's training seeds (seeds_of): the seed sets segmentation.seed."""
+    return [(replace(run, config={**run.config, "segmentation": {**(run.config.get("segmentation") or {}),
+                                                                  "seed": seed}}), seed)
+            for run in runs for seed in range(seeds_of(run.config))]
 
 
 def execute(runs: list[Run], out: Path) -> list[Path]:
-    """Train and cross-validate every run (test sets loaded once each); returns the record folders written."""
+    """Train and cross-validate every run with each of its training seeds (test sets loaded once each); returns
+    the record folders written."""
     out = Path(out)
-    written, tests = [], {}
-    for order, run in enumerate(runs):
+    written, tests, ceilings = [], {}, {}
+    for order, (run, seed) in enumerate(seeded(runs)):
         config = run.config
         device = device_of(config)
         toy = settings_from(ToyData, config, "toy")
@@ -217,6 +256,8 @@ def execute(runs: list[Run], out: Path) -> list[Path]:
         if key not in tests:
             tests[key] = test_images(run.test_set, config, out / "data")
         test, merge = tests[key]
+        if task_of(config) == "segmentation" and (key, segmentation.backbone) not in ceilings:
+            ceilings[key, segmentation.backbone] = ceiling(test, config, out / "work" / "shared")
         started = time.time()
         ctx = Context(config, run.test_set, test, merge, out / "data",
                       out / "work" / config["suite"] / run.test_set / work_key(config, run.variant),
@@ -225,15 +266,16 @@ def execute(runs: list[Run], out: Path) -> list[Path]:
         record = {
             "suite": config["suite"], "profile": config["profile"], "variant": run.variant, "test_set": run.test_set,
             "cell": {"table": run.table, "row": run.row, "column": run.column, "round": run.round}, "order": order,
-            "paper": run.paper, "config": config, "labelled": labelled_indices(config),
+            "seed": seed, "paper": run.paper, "config": config, "labelled": labelled_indices(config),
             "seeds": {"segmentation": segmentation.seed, "toy_splits_first_seed_and_size": SPLITS},
+            "optimiser_steps": ctx.optimiser_steps, **ceilings.get((key, segmentation.backbone), {}),
             **scores(per_image, test, config), "facts": {**facts, **run.facts}, "device": device,
             "data_parallel_ranks": rank_and_world()[1],
         }
         where = run.column if run.column == run.test_set else f"{run.column}-{run.test_set}"
         name = f"{config['suite']}-{run.table}-{run.row}-{where}" + (f"-round{run.round}" if run.round else "")
         if rank_and_world()[0] == 0:   # under torchrun every rank trains; one writes
-            written.append(write_record(out / "runs", name, record, started))
+            written.append(write_record(out / "runs", f"{name}-seed{seed}", record, started))
     return written
 
 

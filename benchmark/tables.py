@@ -3,11 +3,15 @@ heatmap loss as is) and .tex (rounded when formatted), one tabular per paper tab
 (variants, or selection strategies), a column group per test set or sweep value and metric, with the
 paper's figure beside ours where one exists; the ablations also get the paper's Fig. 6 as a PNG.
 
-Every record names its cell (table, row, column, round) and where the paper's figure is looked up
-(benchmark/paper_numbers.csv: table, row, column, metric, value, std, source; a profile's
-`paper_columns` says which paper column a toy test set stands in for). When several records fill one
-cell, the latest is used and the number of records is shown; records of several rounds (Table 6's
-random draws) are averaged: the mean and the standard deviation (ddof 0) of the rounds' means.
+Every record names its cell (table, row, column, round), its training seed and where the paper's
+figure is looked up (benchmark/paper_numbers.csv: table, row, column, metric, value, std, source; a
+profile's `paper_columns` says which paper column a toy test set stands in for). A cell takes the
+latest record of each (round, seed) and shows the mean of their k-fold means, +- their standard
+deviation (ddof 1: over training seeds, and over Table 6's random draws where a cell has several),
+and how many seeds; the spread over folds of one training (fold_std, the mean of the records') is kept
+beside it but is not the +-: it is not training noise. Segmentation records carry their setup's
+ceiling (benchmark.oracle), which the captions quote; keypoint records the L2 of all-zero heatmaps,
+shown as its own row beside the L2 column.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ CAPTIONS = {"1": "Part segmentation (paper Table 1): mIoU (\\%)",
             "3": "Synthetic dataset size (paper Table 3; unfiltered): mIoU (\\%)",
             "4": "Filtering ratio (paper Table 4): mIoU (\\%)",
             "5": "Against fully supervised (paper Table 5): mIoU (\\%)",
-            "6": "Data selection (paper Table 6; random: mean $\\pm$ std over draws): mIoU (\\%)",
+            "6": "Data selection (paper Table 6; random: over draws and seeds): mIoU (\\%)",
             "fig6": "Annotated images against mIoU (\\%) (the data of paper Fig. 6)"}
 RAW_METRICS = ("l2",)   # shown as computed; every other metric is a fraction shown in percent
 
@@ -57,10 +61,14 @@ def _unit(metric: str) -> float:
     return 1.0 if metric in RAW_METRICS else 100.0
 
 
+ALL_ZERO_ROW = "all-zero heatmaps"
+
+
 def build(out: Path, suite: str) -> pd.DataFrame:
     """The long table: one row per (table, row, column, metric) cell in the suite's run order (each record's
-    `order`): ours (mean, std), the paper's figure for it, ours minus the paper's, and how many records and
-    rounds it comes from."""
+    `order`): ours (mean, seed std, seeds, fold std), the paper's figure for it, ours minus the paper's, how
+    many records and rounds it comes from, and the setup's ceiling (oracle mIoU, segmentation only). Keypoint
+    tables get a row ALL_ZERO_ROW with the L2 of all-zero heatmaps on each test set."""
     records = load_records(out, suite)
     if not records:
         raise ConfigError(f"no run records of suite {suite!r} under {Path(out) / 'runs'}; run `benchmark run` first")
@@ -69,20 +77,23 @@ def build(out: Path, suite: str) -> pd.DataFrame:
     for r in records:
         c = r["cell"]
         key = (c["table"], c["row"], c["column"])
-        latest.setdefault(key, {})[c["round"]] = r
+        latest.setdefault(key, {})[c["round"], r.get("seed", 0)] = r   # records are oldest first
         counts[key] = counts.get(key, 0) + 1
-    rows = []
-    for (table, row, column), rounds in latest.items():
-        last = max(rounds.values(), key=lambda r: (r["finished_utc"], r["path"]))
+    rows, floors = [], {}
+    for (table, row, column), cell in latest.items():
+        last = max(cell.values(), key=lambda r: (r["finished_utc"], r["path"]))
         for metric in last["metrics"]:
             unit = _unit(metric)
-            means = [unit * r["cross_validation"][metric]["mean"] for r in rounds.values()]
-            std = np.std(means) if len(means) > 1 else unit * last["cross_validation"][metric]["std"]
+            means = [unit * r["cross_validation"][metric]["mean"] for r in cell.values()]
             figure = _paper_figure(paper, last.get("paper"), metric)
             mean = float(np.mean(means))
             rows.append({"table": table, "row": row, "column": column, "metric": metric, "mean": mean,
-                         "std": float(std), "rounds": len(rounds), "variant": last["variant"],
-                         "test_set": last["test_set"], "profile": last["profile"],
+                         "seed_std": float(np.std(means, ddof=1)) if len(means) > 1 else np.nan,
+                         "seeds": len({seed for _, seed in cell}), "rounds": len({rnd for rnd, _ in cell}),
+                         "fold_std": float(np.mean([unit * r["cross_validation"][metric]["std"]
+                                                    for r in cell.values()])),
+                         "variant": last["variant"], "test_set": last["test_set"], "profile": last["profile"],
+                         "oracle": unit * last["oracle_miou"] if metric == "miou" and "oracle_miou" in last else np.nan,
                          "paper_column": (last.get("paper") or {}).get("column"),
                          "paper": np.nan if figure is None else float(figure.value),
                          "paper_std": np.nan if figure is None or pd.isna(figure["std"]) else float(figure["std"]),
@@ -90,10 +101,16 @@ def build(out: Path, suite: str) -> pd.DataFrame:
                          "delta": np.nan if figure is None else mean - float(figure.value),
                          "records": counts[(table, row, column)], "latest_record": last["path"],
                          "_order": last.get("order", 0)})
+        if "l2_all_zero_heatmaps" in last:
+            floors[table, column] = (last["l2_all_zero_heatmaps"], last["test_set"], last["profile"])
+    for (table, column), (l2, test_set, profile) in floors.items():
+        rows.append({"table": table, "row": ALL_ZERO_ROW, "column": column, "metric": "l2", "mean": l2,
+                     "seeds": 0, "rounds": 0, "test_set": test_set, "profile": profile, "records": 0,
+                     "_order": max(r["_order"] for r in rows) + 1})
     return pd.DataFrame(rows).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
-WIDE_FIELDS = ("mean", "std", "paper", "paper_std", "delta", "paper_column", "records")
+WIDE_FIELDS = ("mean", "seed_std", "seeds", "fold_std", "paper", "paper_std", "delta", "paper_column", "records")
 
 
 def wide(table: pd.DataFrame) -> pd.DataFrame:
@@ -137,27 +154,43 @@ def to_latex(table: pd.DataFrame, suite: str) -> str:
             head = f"{column}{' ' + metric if len(metrics) > 1 else ''}"
             head += f" (paper: {', '.join(stands)})" if stands else ""
             head = head.replace("%", "\\%")
-            shown[(head, "Ours")] = [_format(metric, m, s) for m, s in zip(cells["mean"], cells["std"])]
+            shown[(head, "Ours")] = [_format(metric, m, s) for m, s in zip(cells["mean"], cells["seed_std"])]
             shown[(head, "Paper")] = [_format(metric, m, s) for m, s in zip(cells.paper, cells.paper_std)]
             shown[(head, "Delta")] = [_delta(metric, d) for d in cells.delta]
         frame = pd.DataFrame(shown)
         frame.columns = pd.MultiIndex.from_tuples(frame.columns)
         caption = CAPTIONS.get(name, f"Table {name}")
         parts.append(frame.to_latex(index=False, escape=False, multicolumn_format="c",
-                                    caption=f"Suite {suite}. {caption}; mean $\\pm$ std over folds, the paper's "
-                                            f"figure where one exists."))
+                                    caption=f"Suite {suite}. {caption}; {_spread(part)}, the paper's figure where "
+                                            f"one exists.{_ceilings(part)}"))
     return "\n".join(parts)
+
+
+def _spread(part: pd.DataFrame) -> str:
+    """What the table's +- is: the seed std, and over how many seeds."""
+    seeds = sorted({int(n) for n in part.seeds if n > 0})
+    count = "/".join(map(str, seeds)) + (" seed" if seeds == [1] else " seeds")
+    return f"mean $\\pm$ std over training seeds ({count} a cell; none with one)"
+
+
+def _ceilings(part: pd.DataFrame) -> str:
+    """The setups' ceilings (oracle mIoU at the network's output grid) of the table's test sets, for its caption."""
+    known = part.dropna(subset=["oracle"]).drop_duplicates("test_set")
+    if known.empty:
+        return ""
+    listed = ", ".join(f"{t} {o:.1f}" for t, o in zip(known.test_set, known.oracle))
+    return f" Ceiling of the segmentation setup (oracle logits at its output grid): {listed}."
 
 
 def summary(table: pd.DataFrame) -> str:
     """The table's main columns as plain text for a terminal."""
-    columns = ["table", "row", "column", "metric", "mean", "std", "paper", "delta", "records"]
+    columns = ["table", "row", "column", "metric", "mean", "seed_std", "seeds", "fold_std", "paper", "delta", "records"]
     return table[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
 def plot_fig6(table: pd.DataFrame, path: Path) -> Path:
     """Paper Fig. 6 from the long table's `fig6` rows: mIoU against the number of annotated images, one line
-    per few-label variant (mean +- std over folds), the fully supervised run as a dashed line."""
+    per few-label variant (mean +- std over training seeds), the fully supervised run as a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -171,7 +204,7 @@ def plot_fig6(table: pd.DataFrame, path: Path) -> Path:
             ax.axhline(line["mean"].iloc[0], color="red", linestyle="--", label="fully supervised (whole pool)")
             continue
         x = line.column.astype(int)
-        ax.errorbar(x, line["mean"], yerr=line["std"], marker="o", capsize=3, label=row)
+        ax.errorbar(x, line["mean"], yerr=line["seed_std"].fillna(0), marker="o", capsize=3, label=row)
     ax.set_xlabel("number of annotated images")
     ax.set_ylabel("mIoU (%)")
     ax.set_title(f"annotated images vs mIoU ({', '.join(dict.fromkeys(part.test_set))})")

@@ -43,7 +43,7 @@ import torch
 from benchmark import configs
 from benchmark.keypoints import KeypointImages, KeypointSettings, load_keypoint_images
 from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, fit, last_layer, load_images,
-                                    load_network, replace_last_layer, resize_image)
+                                    load_network, replace_last_layer, resize_image, trained_steps)
 from benchmark.semi import S4GAN, S4GANSettings
 from benchmark.sources import (TOY_TEST_SETS, RealSources, Subset, ToyData, labelled_indices, real_dataset,
                                settings_from, short_hash, target_merge, task_of, task_targets, toy_split)
@@ -68,6 +68,7 @@ class Context:
     work: Path       # this run's checkpoints and intermediate files
     shared: Path     # work shared by runs, keyed by its settings
     device: str
+    optimiser_steps: dict[str, int] = field(default_factory=dict)   # per network trained by train(): its steps
     toy: ToyData = field(init=False)
     segmentation: SegmentationSettings = field(init=False)
     keypoints: KeypointSettings = field(init=False)
@@ -121,10 +122,13 @@ class Context:
         return torch.stack([resize_image(read_rgb(f), self.segmentation.resolution) for f in files])
 
     def train(self, train, name: str, net: torch.nn.Module | None = None, objective=None) -> np.ndarray:
-        """fit() `net` (default: a fresh DeepLab) on `train` in work/name; the test set's figures per epoch."""
+        """fit() `net` (default: a fresh DeepLab) on `train` in work/name; the test set's figures at every
+        checkpoint. The steps it ran are kept in optimiser_steps[name] for the run record."""
         net = net or build_network(self.segmentation, self.test.num_outputs)
-        return fit(net, train, self.test, self.segmentation, self.work / name, objective, self.device,
-                   f"{self.test_set} {name}")
+        figures = fit(net, train, self.test, self.segmentation, self.work / name, objective, self.device,
+                      f"{self.test_set} {name} seed {self.segmentation.seed}")
+        self.optimiser_steps[name] = trained_steps(self.work / name)
+        return figures
 
 
 def supervised(ctx: Context) -> tuple[np.ndarray, dict]:
@@ -170,7 +174,7 @@ def check_datasetgan(config: dict, test_set: str, targets) -> None:
     generator and trained checkpoint, or (toy test sets) the in-run interpreter's generator exists; either way
     its classes map onto the test set's (or its keypoints are the test set's). targets: the test set's class
     set, or its keypoint names."""
-    from datasetgan.pipeline import project_path, targets as interpreter_targets
+    from datasetgan.pipeline import check_interpreter_settings, project_path, targets as interpreter_targets
     from datasets.synthetic import SyntheticDataset
 
     settings = settings_from(DatasetGANSettings, config, "datasetgan")
@@ -182,6 +186,7 @@ def check_datasetgan(config: dict, test_set: str, targets) -> None:
     if settings.interpreter:
         interp = configs.load(_project_file(settings.interpreter, "datasetgan.interpreter"))
         where = f"interpreter config {settings.interpreter}"
+        check_interpreter_settings(interp)
         _project_file((interp.get("generator") or {}).get("checkpoint"), f"{where}: generator.checkpoint")
         _project_file(interp.get("checkpoint"), f"{where}: checkpoint (train it: benchmark interpreter train)")
         try:
@@ -283,7 +288,7 @@ class TransferSettings:
     """The source domain (toy cars drawn at another setting, CAR_5 labels) and its pretraining."""
 
     source_images: int = 2_000
-    source_epochs: int = 20
+    source_steps: int | None = None   # the source network's optimiser steps (None: segmentation.steps)
     elevation: tuple[float, float] = (20.0, 45.0)   # the target's is (0, 20)
     fov: tuple[float, float] = (40.0, 60.0)         # the target's is (25, 40)
     fill: tuple[float, float] = (0.45, 0.7)         # the target's is (0.65, 0.95)
@@ -300,7 +305,9 @@ def pretrained_on_source(ctx: Context) -> torch.nn.Module:
     # the unlabelled split's seeds drawn at the source setting: no test or labelled image is seen
     data = toy_split(ctx.data_dir, "unlabelled", settings.source_images, source_world)
     source = load_images(data, settings.source_images, CAR_12_TO_5, ctx.segmentation.resolution, "transfer source")
-    pretrain = replace(ctx.segmentation, epochs=settings.source_epochs)
+    # one source network for every training seed (seed 0): like the interpreter and the synthetic set of the
+    # datasetgan variant, it is upstream of the table's network, whose training the seeds vary
+    pretrain = replace(ctx.segmentation, steps=settings.source_steps or ctx.segmentation.steps, seed=0)
     net = build_network(pretrain, len(source.classes))
     folder = ctx.shared / f"transfer-source-{short_hash([asdict(settings), asdict(pretrain), ctx.toy.resolution])}"
     fit(net, source, None, pretrain, folder, device=ctx.device, desc=f"{ctx.test_set} transfer source")

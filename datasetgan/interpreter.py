@@ -7,7 +7,10 @@ Official behaviour kept (nv-tlabs/datasetGAN_release, train_interpreter.py):
   linear weights normal(0, 0.02), zero biases; Adam 1e-3, minibatches of 64 pixels, cross-entropy, up to 100
   epochs; early stopping from epoch 4 on (0-based; the official `epoch > 3`) once more than 50 consecutive
   minibatches fail to set a new best loss; 10 members differing only by seed (init and shuffle order);
-- per image, classes with fewer than 30 pixels are relabelled background (0) before training;
+- per image, classes with fewer than 30 pixels are relabelled background (0) before training: the official
+  code's fixed rule, written for its 384x512 car labels (0.015% of the map), is here scaled by label area by
+  default (`small_class_rule`), since at 64x64 a fixed 30 pixels (0.73%) deletes every light, plate, handle and
+  mirror of a toy car;
 - training features are the resized features at the training pixels, stored in float16 as the official does;
 - labels: per-pixel majority vote of the members' argmax (ties to the smallest class, as scipy.stats.mode);
   uncertainty: JS divergence H(mean softmax) - mean H(softmax) in nats; image score: mean of the top 10% of it.
@@ -41,6 +44,8 @@ from datasets.files import atomic_write
 from inverse_graphics.camera import assert_shape
 
 MODES = ("segmentation", "keypoints")
+SMALL_CLASS_RULES = ("scaled", "fixed")
+OFFICIAL_LABEL_AREA = 384 * 512   # the car label map the official 30-pixel rule was written for
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,9 @@ class InterpreterConfig:
     max_epochs: int = 100
     early_stopping_start_epoch: int = 4  # minibatch losses count toward early stopping from this epoch (0-based)
     early_stopping_patience: int = 50  # stop once more than this many consecutive minibatches set no new best
-    min_pixels: int = 30  # per image, classes with fewer pixels become background
+    min_pixels: int = 30  # per image, classes with fewer pixels (at a 384x512 label map, see small_class_pixels)
+    #                      become background
+    small_class_rule: str = "scaled"  # ours: min_pixels scaled by label area; "fixed": min_pixels at any size (official)
     pixels_per_image: int | None = 8192  # ours: training pixels sampled per image; None: all (official)
     min_samples_per_region: int = 256  # ours: each class (keypoint neighbourhood) gets this many, or all it has
     heatmap_sigma: float = 2.0  # keypoint mode: Gaussian heatmap std in label pixels (ours)
@@ -75,6 +82,18 @@ class InterpreterConfig:
         top, bottom = self.crop_rows or (0, self.resolution)
         if not 0 <= top < bottom <= self.resolution:
             raise ValueError(f"crop_rows {self.crop_rows} not inside 0..{self.resolution}")
+        if self.small_class_rule not in SMALL_CLASS_RULES or self.min_pixels < 0:
+            raise ValueError(f"interpreter small-class rule: min_pixels must be at least 0 and small_class_rule one "
+                             f"of {', '.join(SMALL_CLASS_RULES)}; got {self.min_pixels} and {self.small_class_rule!r}")
+
+    @property
+    def small_class_pixels(self) -> float:
+        """Per training image, a class with fewer pixels than this becomes background: min_pixels scaled from the
+        official 384x512 label map to this one's area ("scaled": 0.625 at 64x64), or min_pixels ("fixed")."""
+        if self.small_class_rule == "fixed":
+            return float(self.min_pixels)
+        h, w = self.grid.shape
+        return self.min_pixels * h * w / OFFICIAL_LABEL_AREA
 
     @classmethod
     def for_stylegan1(cls, preset: str, num_classes: int) -> InterpreterConfig:
@@ -293,7 +312,7 @@ def predict_naive(ensemble: PixelEnsemble, features: Sequence[Tensor], config: I
     return collector.result()
 
 
-def drop_small_classes(labels: Tensor, min_pixels: int) -> Tensor:
+def drop_small_classes(labels: Tensor, min_pixels: float) -> Tensor:
     """labels: int64 (H, W) in [0, K) or IGNORE -> a copy where classes other than 0 and IGNORE with fewer than
     min_pixels pixels are background (0), as the official code does."""
     classes, counts = labels.unique(return_counts=True)
@@ -348,7 +367,7 @@ def _check_target(target: Tensor, config: InterpreterConfig, i: int) -> Tensor:
         if bad.any():
             raise ValueError(f"labels[{i}]: values must be in [0, {config.num_classes}) or {IGNORE}, "
                              f"got {target[bad].unique().tolist()}")
-        return drop_small_classes(target.long().cpu(), config.min_pixels)
+        return drop_small_classes(target.long().cpu(), config.small_class_pixels)
     assert_shape(target, (config.num_classes, 3), f"keypoints[{i}]")
     return target.float().cpu()
 

@@ -145,8 +145,18 @@ def interpreter_config(config: dict, backbone: Backbone, resolution: int, crop_r
                              **config.get("interpreter", {}))
 
 
+def check_interpreter_settings(config: dict) -> None:
+    """The config's `interpreter` overrides checked against InterpreterConfig (names and values, e.g. a negative
+    small-class rule), before anything is loaded or trained."""
+    try:
+        InterpreterConfig(num_classes=2, feature_channels=(1,), resolution=8, **(config.get("interpreter") or {}))
+    except (TypeError, ValueError) as e:
+        raise DatasetFormatError("interpreter config's 'interpreter' entry", f"valid settings ({e})") from None
+
+
 def train_from_config(config: dict, device: str = "cpu") -> Path:
     """Train the ensemble a config describes and write it to the config's `checkpoint`; returns that path."""
+    check_interpreter_settings(config)
     backbone, resolution, crop_rows = load_backbone(_require(config, "generator", "config"), device)
     classes = targets(config)
     cfg = interpreter_config(config, backbone, resolution, crop_rows, classes)

@@ -11,7 +11,7 @@ from datasetgan.interpreter import gaussian_heatmaps
 from datasets.base import DatasetFormatError, PartDataset, Sample
 from datasets.classes import CAR_5
 
-LIGHT = SegmentationSettings(backbone="mobilenet_v3_large", epochs=2, batch_size=2)
+LIGHT = SegmentationSettings(backbone="mobilenet_v3_large", steps=4, evaluations=2, batch_size=2)
 
 
 class _Boxes(PartDataset):

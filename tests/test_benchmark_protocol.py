@@ -30,7 +30,7 @@ def test_each_fold_selects_its_epoch_and_the_others_report():
     per_fold[0, 2] = _conf(2, 0, 0, 2)   # perfect
     per_fold[1, 2] = _conf(0, 2, 2, 0)   # zero
     result = cross_validate(per_fold)
-    assert result.selected_epochs == (1, 0, 0)
+    assert result.selected_checkpoints == (1, 0, 0)
     # fold 0 reports folds 1 + 2 at epoch 1: [[2,3],[2,1]] -> c0 2/(5+4-2), c1 1/(3+4-1)
     # fold 1 reports folds 0 + 2 at epoch 0: [[3,1],[1,3]] -> c0 3/5, c1 3/5
     # fold 2 reports folds 0 + 1 at epoch 0: [[4,1],[1,2]] -> c0 4/6, c1 2/4
@@ -59,4 +59,4 @@ def test_conventions_differ_on_absent_classes():
 def test_ties_go_to_the_earliest_epoch():
     per_fold = np.zeros((3, 2, 2, 2), np.int64)
     per_fold[:, :] = _conf(1, 0, 0, 1)
-    assert cross_validate(per_fold).selected_epochs == (0, 0)
+    assert cross_validate(per_fold).selected_checkpoints == (0, 0)

@@ -24,16 +24,21 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     out = tmp_path / "out"
     table = pd.read_csv(out / "tables" / "parts.csv")
     assert table.row.tolist() == ["transfer", "semi", "datasetgan", "supervised"]   # one row per variant
-    assert table["toy-car-12:miou:mean"].between(0, 100).all() and (table["toy-car-12:miou:std"] >= 0).all()
+    assert table["toy-car-12:miou:mean"].between(0, 100).all() and (table["toy-car-12:miou:fold_std"] >= 0).all()
     assert table.set_index("row").loc["datasetgan", "toy-car-12:miou:paper"] == 45.64
-    assert "$\\pm$" in (out / "tables" / "parts.tex").read_text()
+    assert "1 seed a cell" in (out / "tables" / "parts.tex").read_text()
     records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/record.json"))]
     assert len(records) == 4
     r = records[0]
     assert r["config"]["toy"] == REDUCED["toy"] and r["environment"]["packages"]["torch"]
     assert len(r["cross_validation"]["miou"]["scores"]) == 5 and r["folds"][0] == [0, 1]
     assert r["cell"] == {"table": "1", "row": "transfer", "column": "toy-car-12", "round": 0}
-    assert len(r["confusion_per_epoch_and_fold"]) == 2 and r["seeds"]["segmentation"] == 0
+    assert len(r["confusion_per_checkpoint_and_fold"]) == 2 and r["seeds"]["segmentation"] == 0 == r["seed"]
+    assert r["output_grid"] == [16, 16] and 0.9 < r["oracle_miou"] <= 1   # the dilated ResNet at 32 px
+    # every variant trained the same number of optimiser steps (transfer: its fine-tuning; the source is upstream)
+    steps = {rec["variant"]: rec["optimiser_steps"] for rec in records}
+    assert sorted(steps) == ["datasetgan", "semi", "supervised", "transfer"]
+    assert [list(s.values()) for s in steps.values()] == [[4]] * 4 and "finetune" in steps["transfer"]
     again = run_quick(tmp_path, REDUCED)   # resumes from the finished checkpoints: nothing is trained again
     assert again.exit_code == 0, again.output
     assert len(list((out / "runs").glob("*/record.json"))) == 8
@@ -45,7 +50,7 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     given = run_quick(tmp_path, {**REDUCED, "variants": ["datasetgan"], "test_sets": ["toy-car-5"],
                             "datasetgan": {"synthetic": str(synthetic)}})
     assert given.exit_code == 0, given.output
-    record = json.loads(max((out / "runs").glob("*datasetgan-toy-car-5/record.json")).read_text())
+    record = json.loads(max((out / "runs").glob("*datasetgan-toy-car-5-seed0/record.json")).read_text())
     assert record["facts"]["synthetic_targets"] == "car-12" and len(record["classes"]) == 6
 
 
@@ -53,15 +58,17 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     ({"toy": {"test": 3}}, "3 test images cannot make 5 folds"),
     ({"toy": {"test": 0}}, "toy.test must be in 1..250"),
     ({"test_sets": []}, "at least one test set"),
-    ({"test_sets": ["ade-car-12"], "segmentation": {"resolution": 16}}, "configs/datasets/ade-car-12.yaml) is not a folder"),
+    ({"test_sets": ["ade-car-12"], "segmentation": {"backbone": "dilated_resnet", "resolution": 16}}, "configs/datasets/ade-car-12.yaml) is not a folder"),
     ({"test_sets": ["nope"]}, "unknown test set 'nope'"),
     ({"variants": ["supervised", "magic"]}, "valid: transfer, semi, datasetgan, supervised"),
-    ({"segmentation": {"epochs": 1, "bogus": 2}}, "unknown fields ['bogus']"),
+    ({"segmentation": {"steps": 1, "bogus": 2}}, "unknown fields ['bogus']"),
     ({"segmentation": {"pretrained": "/no/such/weights.pt"}}, "no such file /no/such/weights.pt"),
     ({"datasetgan": {"interpreter": "/no/such/interp.yaml"}}, "no such file /no/such/interp.yaml"),
     ({"miou": "mean"}, "miou must be one of official, mmseg"),
     ({"datasetgan": {"toy_interpreter": {"generator": "checkpoints/toy-car-gan.pt"}}}, "toy.resolution 32 differs"),
     ({"labelled": [0, 0]}, "labelled must be distinct indices"),
+    ({"seeds": 0}, "seeds must be a whole number of at least 1, got 0"),
+    ({"segmentation": {"backbone": "resnet101"}}, "segmentation.pretrained: the resnet101 backbone starts from an ImageNet"),
 ])
 def test_bad_input_stops_before_training(tmp_path, overrides, message):
     result = run_quick(tmp_path, overrides)
@@ -81,6 +88,14 @@ def test_an_interpreter_config_naming_a_missing_checkpoint(tmp_path):
     result = run_quick(tmp_path, _interpreter_config(tmp_path))
     assert result.exit_code != 0 and f"no such file {tmp_path / 'interp.pt'}" in result.output
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_zero_seeds_on_the_command_line_and_a_negative_small_class_rule_stop_before_training(tmp_path):
+    result = run_quick(tmp_path, REDUCED, "--seeds", "0")
+    assert result.exit_code != 0 and "'--seeds': 0 is not in the range x>=1" in result.output
+    result = run_quick(tmp_path, _interpreter_config(tmp_path, interpreter={"min_pixels": -5}))
+    assert result.exit_code != 0 and "small-class rule: min_pixels must be at least 0" in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out" / "runs").exists()
 
 
 def test_synthetic_classes_that_do_not_meet_the_test_set(tmp_path):
@@ -167,7 +182,7 @@ def test_a_real_test_set_with_no_images(tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     ({"test_sets": ["cat-16"], "variants": ["datasetgan"], "roots": {"cat-16": "/no/such/root"}},
      "dataset root /no/such/root (roots.cat-16 in the config) is not a folder"),
-    ({"test_sets": ["cat-16"], "variants": ["datasetgan"], "segmentation": {"epochs": 1}}, "set segmentation.resolution"),
+    ({"test_sets": ["cat-16"], "variants": ["datasetgan"], "segmentation": {"backbone": "dilated_resnet", "steps": 1, "evaluations": 1}}, "set segmentation.resolution"),
     ({"test_sets": ["cat-16"], "variants": ["supervised"], "roots": {"cat-16": "/"}}, "no fully supervised baseline"),
 ])
 def test_real_test_set_problems_stop_before_training(tmp_path, overrides, message):

@@ -1,15 +1,18 @@
-"""The shared DeepLabV3 trainer: per-epoch evaluation, resume, frozen layers, local pretrained weights."""
+"""The shared DeepLabV3 trainer: step budget, evaluation points, resume, frozen layers, local pretrained weights."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from benchmark.configs import ConfigError
-from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, evaluate, fit, last_layer,
-                                    load_images, replace_last_layer)
+from benchmark.oracle import oracle_miou, output_grid
+from benchmark.segmentation import (BatchSchedule, LabelledImages, SegmentationSettings, build_network, evaluate, fit,
+                                    last_layer, load_images, replace_last_layer, trained_steps)
 from datasets.base import IGNORE, DatasetFormatError, PartDataset, Sample
 from datasets.classes import CAR_5, CAR_12, CAR_12_TO_5
 
-LIGHT = SegmentationSettings(backbone="mobilenet_v3_large", epochs=2, batch_size=2)
+LIGHT = SegmentationSettings(backbone="mobilenet_v3_large", steps=4, evaluations=2, batch_size=2)
 
 
 def _images(n, classes=CAR_5, size=16, seed=0):
@@ -19,16 +22,35 @@ def _images(n, classes=CAR_5, size=16, seed=0):
     return LabelledImages(torch.from_numpy(rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)), labels, classes)
 
 
-def test_fit_evaluates_every_epoch_and_resumes_to_the_same_result(tmp_path):
-    train, test = _images(4), _images(3, seed=1)
-    full = fit(build_network(LIGHT, 6), train, test, LIGHT, tmp_path / "full")
+def test_fit_evaluates_at_every_point_and_resumes_to_the_same_result(tmp_path):
+    import shutil
+
+    train, test = _images(5), _images(3, seed=1)
+    settings = replace(LIGHT, steps=5, keep_all_checkpoints=True)   # points after steps 2 and 5; passes of 2 batches
+    assert settings.evaluated_steps == [2, 5]
+    full = fit(build_network(settings, 6), train, test, settings, tmp_path / "full")
     assert full.shape == (2, 3, 6, 6) and full.dtype == np.int64
     assert (full.sum((2, 3)) == 16 * 16 - 1).all()  # every pixel but the ignored one, per image
-    assert sorted(p.name for p in (tmp_path / "full").glob("checkpoint_*.pt")) == ["checkpoint_001.pt"]
-    one = SegmentationSettings(**{**LIGHT.__dict__, "epochs": 1})
-    fit(build_network(LIGHT, 6), train, test, one, tmp_path / "split")
-    resumed = fit(build_network(LIGHT, 6), train, test, LIGHT, tmp_path / "split")
+    assert trained_steps(tmp_path / "full") == 5
+    shutil.copytree(tmp_path / "full", tmp_path / "split")   # stopped after the first point: resume from it
+    for name in ("checkpoint_001.pt", "evaluation_001.npy"):
+        (tmp_path / "split" / name).unlink()
+    resumed = fit(build_network(settings, 6), train, test, settings, tmp_path / "split")
     np.testing.assert_array_equal(resumed, full)
+    assert trained_steps(tmp_path / "split") == 5
+    latest = fit(build_network(LIGHT, 6), train, test, LIGHT, tmp_path / "latest")   # only the latest checkpoint kept
+    assert sorted(p.name for p in (tmp_path / "latest").glob("checkpoint_*.pt")) == ["checkpoint_001.pt"]
+    assert latest.shape == (2, 3, 6, 6)
+
+
+def test_the_step_budget_cycles_shuffled_batches_whatever_the_set_size():
+    schedule = BatchSchedule(5, 2, seed=3)   # 2 batches a pass (the last image of a pass is dropped)
+    steps = [schedule(s).tolist() for s in range(6)]
+    assert all(len(b) == 2 for b in steps)
+    assert steps == [BatchSchedule(5, 2, seed=3)(s).tolist() for s in range(6)]   # a pure function of the step
+    passes = [sorted(steps[i] + steps[i + 1]) for i in (0, 2, 4)]
+    assert all(len(set(p)) == 4 for p in passes) and len({tuple(p) for p in passes}) > 1   # reshuffled per pass
+    assert BatchSchedule(1, 8, seed=0)(7).tolist() == [0, 0]   # one image: shown twice (batch norm needs two)
 
 
 def test_a_finished_run_is_not_trained_again(tmp_path):
@@ -77,8 +99,29 @@ def test_pretrained_backbone_only_from_a_local_file(tmp_path):
 
 
 def test_unknown_backbone_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="resnet101, resnet50, mobilenet_v3_large"):
+    with pytest.raises(ConfigError, match="resnet101, resnet50, mobilenet_v3_large, dilated_resnet"):
         SegmentationSettings(backbone="vgg")
+
+
+def test_resnet_backbones_need_an_imagenet_file_or_an_explicit_random_init():
+    with pytest.raises(ConfigError, match="segmentation.pretrained: the resnet101 backbone starts from an ImageNet"):
+        SegmentationSettings(backbone="resnet101")
+    assert SegmentationSettings(backbone="resnet101", pretrained="random").pretrained == "random"
+    with pytest.raises(ConfigError, match="evaluations in 1..steps"):
+        SegmentationSettings(backbone="dilated_resnet", steps=3, evaluations=4)
+
+
+def test_the_setup_ceiling_is_the_oracle_at_the_networks_output_grid():
+    # The dilated ResNet keeps 32x32 logits at 64 px, MobileNetV3's DeepLab 4x4.
+    assert output_grid(build_network(SegmentationSettings(backbone="dilated_resnet"), 6), 64) == (32, 32)
+    assert output_grid(build_network(LIGHT, 6), 64) == (4, 4)
+    # A hand-made 16x16 map: a 2x2 part (class 2) in a 4x4 part (class 1) on background. A 16x16 grid holds it
+    # exactly; a 2x2 grid upsampled cannot draw the small part.
+    labels = torch.zeros(1, 16, 16, dtype=torch.int64)
+    labels[0, 4:8, 4:8] = 1
+    labels[0, 5:7, 5:7] = 2
+    assert oracle_miou(labels, 3, (16, 16)) == pytest.approx(1.0)
+    assert oracle_miou(labels, 3, (2, 2)) < 0.7
 
 
 class _Tiny(PartDataset):

@@ -7,7 +7,7 @@ from benchmark.semi import S4GAN, Discriminator, S4GANSettings, one_hot
 from datasets.base import IGNORE
 from datasets.classes import CAR_5
 
-LIGHT = SegmentationSettings(backbone="mobilenet_v3_large", epochs=2, batch_size=2)
+LIGHT = SegmentationSettings(backbone="mobilenet_v3_large", steps=4, evaluations=2, batch_size=2)
 
 
 def _images(n, seed=0):

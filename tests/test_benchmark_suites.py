@@ -20,15 +20,17 @@ def test_keypoint_suite_writes_table_2(tmp_path):
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
     table = pd.read_csv(out / "tables" / "keypoints.csv")
-    assert table.row.tolist() == ["transfer", "datasetgan", "supervised"]
+    assert table.row.tolist() == ["transfer", "datasetgan", "supervised", "all-zero heatmaps"]
+    variants = table[table.row != "all-zero heatmaps"]
     for metric in ("pck@15", "pck@10", "pck@5"):
-        assert table[f"toy-car-keypoints:{metric}:mean"].between(0, 100).all()
+        assert variants[f"toy-car-keypoints:{metric}:mean"].between(0, 100).all()
     assert (table["toy-car-keypoints:l2:mean"] > 0).all()
     assert table.set_index("row").loc["datasetgan", "toy-car-keypoints:l2:paper"] == 2.4e-4
     assert "PCK" in (out / "tables" / "keypoints.tex").read_text()
     record = next(r for r in _records(out) if r["variant"] == "datasetgan")
     assert record["metrics"] == ["l2", "pck@15", "pck@10", "pck@5"] and record["keypoints"] == list(KEYPOINT_NAMES)
     assert record["cell"]["table"] == "2" and len(record["cross_validation"]["pck@10"]["scores"]) == 5
+    assert record["selected_by"] == "pck@10" and 0 < record["l2_all_zero_heatmaps"] < 1
     synthetic = SyntheticDataset(record["facts"]["synthetic"])
     assert synthetic.keypoint_names == KEYPOINT_NAMES and synthetic[0].keypoints.shape == (16, 3)
 

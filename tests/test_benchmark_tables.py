@@ -12,14 +12,15 @@ from benchmark.tables import build, paper_numbers, wide, write_tables
 
 
 def _cv(mean):
-    return {"selected_epochs": [0, 0], "scores": [mean - 0.01, mean + 0.01], "mean": mean, "std": 0.01,
+    return {"selected_checkpoints": [0, 0], "scores": [mean - 0.01, mean + 0.01], "mean": mean, "std": 0.01,
             "convention": "official"}
 
 
 def _record(out, row, mean, column="toy-car-12", suite="parts", table="1", paper_column="ade-car-12", round=0,
-            metrics=None, order=0):
+            metrics=None, order=0, seed=0, **extra):
     metrics = metrics or {"miou": mean}
     record = {"suite": suite, "profile": "quick", "variant": row, "test_set": "toy-car-12", "order": order,
+              "seed": seed, **extra,
               "cell": {"table": table, "row": row, "column": column, "round": round},
               "paper": {"tables": [table, "5"], "row": row, "column": paper_column},
               "metrics": list(metrics), "cross_validation": {k: _cv(v) for k, v in metrics.items()}}
@@ -46,14 +47,27 @@ def test_table_rows_paper_figures_and_deltas(tmp_path):
     table = build(tmp_path, "parts")
     assert table.row.tolist() == ["transfer", "datasetgan", "supervised"]   # in the suite's run order
     row = table.set_index("row").loc["datasetgan"]
-    assert row["mean"] == pytest.approx(50.0) and row["std"] == pytest.approx(1.0) and row.records == 2
+    assert row["mean"] == pytest.approx(50.0) and row.records == 2 and row.seeds == 1
+    assert pd.isna(row.seed_std) and row.fold_std == pytest.approx(1.0)   # one seed: no +-; the fold std is kept
     assert row.paper == 45.64 and row.delta == pytest.approx(50.0 - 45.64) and row.paper_column == "ade-car-12"
     assert table.set_index("row").loc["transfer"].paper == 24.85
     assert pd.isna(table.set_index("row").loc["supervised"].paper)   # no published ADE-Car-12 figure
     csv, tex, _ = write_tables(tmp_path, "parts")
     assert pd.read_csv(csv).shape[0] == 3
     text = tex.read_text()
-    assert "50.00 $\\pm$ 1.00" in text and "45.64" in text and "+4.36" in text and "\\begin{tabular}" in text
+    assert "& 50.00 &" in text and "45.64" in text and "+4.36" in text and "\\begin{tabular}" in text
+    assert "1 seed a cell" in text
+
+
+def test_a_cell_is_the_mean_over_training_seeds_with_their_std_and_the_setups_ceiling(tmp_path):
+    for seed, mean in enumerate((0.40, 0.50, 0.60)):
+        _record(tmp_path, "supervised", mean, seed=seed, oracle_miou=0.999, output_grid=[32, 32])
+    row = build(tmp_path, "parts").iloc[0]
+    assert row["mean"] == pytest.approx(50.0) and row.seed_std == pytest.approx(10.0) and row.seeds == 3
+    assert row.fold_std == pytest.approx(1.0) and row.oracle == pytest.approx(99.9)
+    text = write_tables(tmp_path, "parts")[1].read_text()
+    assert "50.00 $\\pm$ 10.00" in text and "3 seeds a cell" in text
+    assert "oracle logits at its output grid): toy-car-12 99.9" in text
 
 
 def test_one_row_per_variant_and_columns_per_test_set(tmp_path):
@@ -72,13 +86,16 @@ def test_one_row_per_variant_and_columns_per_test_set(tmp_path):
 
 def test_keypoint_metrics_each_get_their_columns_and_units(tmp_path):
     _record(tmp_path, "datasetgan", None, column="toy-car-keypoints", suite="keypoints", table="2",
-            paper_column="car-20", metrics={"l2": 0.003, "pck@15": 0.5})
-    table = build(tmp_path, "keypoints").set_index("metric")
+            paper_column="car-20", metrics={"l2": 0.003, "pck@15": 0.5}, l2_all_zero_heatmaps=0.0017)
+    full = build(tmp_path, "keypoints")
+    floor = full[full.row == "all-zero heatmaps"].iloc[0]   # the L2 a network that outputs nothing scores
+    assert floor.metric == "l2" and floor["mean"] == pytest.approx(0.0017) and floor.column == "toy-car-keypoints"
+    table = full[full.row == "datasetgan"].set_index("metric")
     assert table.loc["l2", "mean"] == pytest.approx(0.003) and table.loc["l2", "paper"] == pytest.approx(2.4e-4)
     assert table.loc["pck@15", "mean"] == pytest.approx(50.0)   # PCK in percent, L2 as is
     assert table.loc["pck@15", "delta"] == pytest.approx(50 - 79.91)
     text = write_tables(tmp_path, "keypoints")[1].read_text()
-    assert "3.00e-03 $\\pm$ 1.00e-02" in text and "toy-car-keypoints pck@15 (paper: car-20)" in text
+    assert "3.00e-03 &" in text and "1.70e-03" in text and "toy-car-keypoints pck@15 (paper: car-20)" in text
 
 
 def test_rounds_are_averaged_and_fig6_is_drawn(tmp_path):
@@ -89,7 +106,8 @@ def test_rounds_are_averaged_and_fig6_is_drawn(tmp_path):
     _record(tmp_path, "supervised", 0.5, column="pool", suite="ablations", table="fig6", paper_column="pool")
     table = build(tmp_path, "ablations")
     random = table[table.row == "random"].iloc[0]
-    assert random["mean"] == pytest.approx(42.0) and random["std"] == pytest.approx(2.0) and random.rounds == 2
+    assert random["mean"] == pytest.approx(42.0) and random.seed_std == pytest.approx(2 * 2 ** 0.5)
+    assert random.rounds == 2 and random.seeds == 1
     assert random.paper == 40.06 and random.paper_std == 1.32
     write_tables(tmp_path, "ablations")
     assert (tmp_path / "tables" / "ablations-fig6.png").stat().st_size > 1000

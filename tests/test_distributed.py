@@ -46,14 +46,17 @@ def test_sample_command_shards_and_resumes(tmp_path, monkeypatch):
     assert result.exit_code == 0 and grid.stat().st_size > 0
 
 
-def test_ranks_take_every_world_th_batch_the_same_number_of_times():
-    from benchmark.segmentation import _batches
+def test_ranks_split_every_steps_batch_so_a_step_is_the_same_global_batch():
+    from benchmark.segmentation import BatchSchedule
 
-    whole = _batches(10, 2, torch.Generator().manual_seed(3))
-    parts = [_batches(10, 2, torch.Generator().manual_seed(3), rank, 2) for rank in range(2)]
-    assert [len(p) for p in parts] == [2, 2]   # 5 batches: the odd one out is left for the next epoch's draw
-    assert [b.tolist() for b in parts[0] + parts[1]] == [b.tolist() for b in (whole[0], whole[2], whole[1], whole[3])]
-    assert len(_batches(3, 8, torch.Generator().manual_seed(0), 1, 4)) == 1   # fewer batches than ranks: one each
+    whole = BatchSchedule(12, 4, seed=3)
+    ranks = [BatchSchedule(12, 4, seed=3, rank=r, world=2) for r in range(2)]
+    for step in range(7):
+        shares = [r(step).tolist() for r in ranks]
+        assert all(len(s) == 2 for s in shares)
+        assert sorted(shares[0] + shares[1]) == sorted(whole(step).tolist())
+    # a batch smaller than two a rank: each rank still takes two (batch norm needs two samples)
+    assert [len(BatchSchedule(10, 2, seed=0, rank=r, world=2)(0)) for r in range(2)] == [2, 2]
 
 
 def test_a_suite_under_torchrun_trains_data_parallel_and_writes_one_record(tmp_path):

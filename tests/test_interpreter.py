@@ -218,6 +218,27 @@ def test_classes_with_fewer_than_30_pixels_become_background():
     assert out.view(-1)[59:61].eq(IGNORE).all() and out.view(-1)[61:].eq(0).all()
 
 
+def test_the_small_class_rule_scales_with_label_area_and_the_fixed_official_rule_stays_an_option():
+    # A hand-made 64x64 toy label map: a 3-pixel handle (class 8), a 1-pixel mirror (11), a 40-pixel door (7).
+    labels = torch.zeros(64, 64, dtype=torch.int64)
+    labels[10, 10:13] = 8
+    labels[20, 20] = 11
+    labels[30:35, 30:38] = 7
+    scaled = InterpreterConfig(12, (4,), 64)
+    assert scaled.small_class_pixels == pytest.approx(30 * 64 * 64 / (384 * 512))   # 0.625 pixels
+    kept = drop_small_classes(labels, scaled.small_class_pixels)
+    assert torch.equal(kept, labels)   # every part survives at 64x64
+    fixed = InterpreterConfig(12, (4,), 64, small_class_rule="fixed")
+    dropped = drop_small_classes(labels, fixed.small_class_pixels)
+    assert set(dropped.unique().tolist()) == {0, 7}   # the official 30 pixels delete the handle and the mirror
+    # at the official 384x512 car map (512 grid, rows 64:448) both rules are the official 30 pixels
+    car = InterpreterConfig(12, (4,), 512, crop_rows=(64, 448))
+    assert car.small_class_pixels == 30.0 == replace(car, small_class_rule="fixed").small_class_pixels
+    for bad in ({"min_pixels": -1}, {"small_class_rule": "area"}):
+        with pytest.raises(ValueError, match="small-class rule"):
+            InterpreterConfig(12, (4,), 64, **bad)
+
+
 def test_sampling_covers_every_region_within_the_budget():
     regions = [torch.arange(0, 1000), torch.arange(1000, 1005), torch.arange(1005, 1100)]
     picked = sample_pixels(regions, 100, 20, torch.Generator().manual_seed(0))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from benchmark.metrics import heatmap_argmax, heatmap_l2, pck, pck_counts
-from benchmark.protocol import cross_validate_keypoints, fold_sums, folds, keypoint_counts
+from benchmark.protocol import cross_validate_keypoints, fold_sums, folds, keypoint_counts, selection_threshold
 from datasetgan.interpreter import gaussian_heatmaps
 
 
@@ -47,22 +47,27 @@ def test_a_perfect_heatmap_scores_zero_loss_and_full_pck():
     assert (heatmap_l2(maps, maps) == 0).all()
 
 
-def test_keypoint_cross_validation_selects_by_l2_and_reports_every_metric():
-    # 4 test images with one visible keypoint each at (10, 10), box 100; 2 epochs, 2 folds [0, 1] and [2, 3].
-    truth = np.tile([[[10.0, 10.0, 1.0]]], (4, 1, 1))
-    per_image = np.zeros((2, 4, 1, 3))
-    per_image[..., :2] = 10.0
-    per_image[0, :, 0, 2] = [0.1, 0.1, 0.4, 0.4]    # epoch 0: fold 0 has the lower loss
-    per_image[1, :, 0, 2] = [0.3, 0.3, 0.2, 0.2]    # epoch 1: fold 1 has the lower loss
-    per_image[1, 0, 0, :2] = [30.0, 10.0]           # image 0 is 20 off at epoch 1: outside 15 percent of 100
-    counts = keypoint_counts(per_image, truth, np.full(4, 100.0), (15, 5))
-    assert counts.shape == (2, 4, 5)
-    np.testing.assert_allclose(counts[1, 0], [1, 0, 0, 0.3, 1])
-    result = cross_validate_keypoints(fold_sums(counts, folds(4, 2)), (15, 5))
-    assert list(result) == ["l2", "pck@15", "pck@5"]
-    # fold 0 picks epoch 0 and reports fold 1 there (l2 0.4, pck 1); fold 1 picks epoch 1 and reports fold 0
-    # (l2 0.3, image 0 wrong: pck 0.5).
-    assert result["l2"].selected_epochs == (0, 1)
-    np.testing.assert_allclose(result["l2"].scores, [0.4, 0.3])
-    np.testing.assert_allclose(result["pck@15"].scores, [1.0, 0.5])
-    assert result["pck@5"].mean == pytest.approx(0.75) and result["pck@5"].std == pytest.approx(0.25)
+def test_keypoint_cross_validation_selects_by_pck_at_the_middle_threshold_not_by_l2():
+    # 4 test images with one visible keypoint each at (50, 50), box 100; 3 checkpoints, folds [0, 1] and [2, 3].
+    # Checkpoint 0 outputs nothing (argmax in the corner) with the lowest L2, as all-zero heatmaps do; 1 and 2
+    # each place one fold's keypoints exactly and the other fold's 12 pixels off (inside 15%, outside 10%).
+    truth = np.tile([[[50.0, 50.0, 1.0]]], (4, 1, 1))
+    per_image = np.zeros((3, 4, 1, 3))
+    per_image[..., :2] = 50.0
+    per_image[0, :, 0] = [0.5, 0.5, 0.1]
+    per_image[1, 2:, 0, 0] = 62.0
+    per_image[1, :, 0, 2] = 0.3
+    per_image[2, :2, 0, 0] = 62.0
+    per_image[2, :, 0, 2] = 0.2
+    counts = keypoint_counts(per_image, truth, np.full(4, 100.0), (15, 10, 5))
+    assert counts.shape == (3, 4, 6)
+    np.testing.assert_allclose(counts[1, 2], [1, 1, 0, 0, 0.3, 1])
+    result = cross_validate_keypoints(fold_sums(counts, folds(4, 2)), (15, 10, 5))
+    assert list(result) == ["l2", "pck@15", "pck@10", "pck@5"]
+    assert selection_threshold((15, 10, 5)) == 10
+    # fold 0 picks checkpoint 1 (its PCK@10 is 1 there) and reports fold 1 there, 12 px off; fold 1 picks 2.
+    # Selecting by L2 would have picked checkpoint 0 for both, PCK 0.
+    assert result["l2"].selected_checkpoints == (1, 2) == result["pck@10"].selected_checkpoints
+    np.testing.assert_allclose(result["l2"].scores, [0.3, 0.2])
+    np.testing.assert_allclose(result["pck@15"].scores, [1.0, 1.0])
+    np.testing.assert_allclose(result["pck@10"].scores, [0.0, 0.0])
