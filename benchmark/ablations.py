@@ -133,9 +133,9 @@ def active_selection(config: dict, out: Path) -> dict[int, list[int]]:
             break
         cfg = trained(interpreter_config(labelled, chosen, interp, folder), device)
         backbone, labeler, *_ = labeler_from_config(cfg, device)
-        with torch.no_grad():
-            scores = torch.cat([labeler(backbone.synthesize(batch.to(backbone.device)))[2].cpu()
-                                for batch in latents.split(8)])
+        with torch.no_grad():   # pool image i was inverted under the noise of seed i
+            scores = torch.cat([labeler(backbone.synthesize(batch.to(backbone.device), seeds=seeds.tolist()))[2].cpu()
+                                for batch, seeds in zip(latents.split(8), torch.arange(len(pool)).split(8))])
         candidates = [i for i in pool if i not in chosen]
         centres = select_active(scores[candidates], embeddings[candidates], a.centres, a.k)
         chosen += [candidates[c] for c in centres][:following - len(chosen)]

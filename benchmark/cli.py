@@ -285,10 +285,15 @@ def gan_sample(checkpoint, count, seeds, psi, out):
               help="A folder of images at the generator's resolution, or a toy split folder.")
 @click.option("--n", "count", type=click.IntRange(min=1), default=None, help="Only the first N images (sorted).")
 @click.option("--steps", type=click.IntRange(min=1), default=300, help="Adam steps.")
-@click.option("--noise", is_flag=True, help="Optimise the noise maps too.")
+@click.option("--space", type=click.Choice(["w", "w+"]), default="w",
+              help="w: one latent for every layer, where the factory samples; w+: one per layer (closer, off it).")
+@click.option("--noise", is_flag=True,
+              help="Optimise the noise maps too, for a closer reconstruction to look at (the maps are not saved, "
+                   "so the latents cannot be annotations).")
 @click.option("--out", required=True, help="Folder for latents.npy, inversion.json and reconstructions.png.")
-def gan_project(checkpoint, images, count, steps, noise, out):
-    """Invert images into the generator: optimise w+ so it redraws them.
+def gan_project(checkpoint, images, count, steps, space, noise, out):
+    """Invert images into the generator so it redraws them: image i (sorted) under the noise of seed i, the
+    factory's noise mode; inversion.json names the images and their noise seeds.
 
     \b
     Example: benchmark gan project --checkpoint checkpoints/toy-car-gan.pt --images toy16 --out inv16
@@ -306,11 +311,12 @@ def gan_project(checkpoint, images, count, steps, noise, out):
     backbone = Backbone(load_generator_any(_existing_file(checkpoint, "--checkpoint")))
     files = image_files(Path(images))[:count]
     targets = load_images(files, backbone.resolution).float() / 127.5 - 1
-    settings = InversionSettings(steps=steps, optimize_noise=noise)
-    result = invert(backbone, targets, settings)
+    settings = InversionSettings(steps=steps, space=space, optimize_noise=noise)
+    result = invert(backbone, targets, settings, noise_seeds=list(range(len(files))))
     np.save(out / "latents.npy", result.ws.cpu().numpy())
     save_grid(torch.cat([targets, result.image.cpu()]), out / "reconstructions.png", columns=len(targets))
     report = {"checkpoint": str(checkpoint), "settings": asdict(settings), "images": [p.name for p in files],
+              **({} if noise else {"noise_seeds": result.noise_seeds}),
               "mse": result.mse.tolist(), "psnr": result.psnr.tolist(),
               "mean_mse": float(result.mse.mean()), "mean_psnr": float(result.psnr.mean())}
     (out / "inversion.json").write_text(json.dumps(report, indent=1))
@@ -412,12 +418,15 @@ def interpreter_eval(config_path, toy_root, count, steps, out):
 @click.option("--out", required=True, help="Output folder (an interrupted run resumes).")
 @click.option("--filter-ratio", type=click.FloatRange(0, 1, max_open=True), default=0.1,
               help="Fraction of the most uncertain images left out of index.json.")
+@click.option("--filter-rule", type=click.Choice(["paper", "official"]), default="paper",
+              help="paper: drop that fraction, most uncertain first; official: the released script's slice (also "
+                   "drops the 30 most certain, as many in all).")
 @click.option("--format", "fmt", type=click.Choice(["png", "coco"]), default="png", help="coco also writes coco.json.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=100)
 @click.option("--device", default="cpu", help="cpu or cuda.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None,
               help="Also save a PNG grid of the first kept samples beside their label maps.")
-def generate(config_path, num, first_seed, out, filter_ratio, fmt, shard_size, device, grid):
+def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, shard_size, device, grid):
     """Generate labelled images: image, label, uncertainty, latent and seed per sample, filtered by
     uncertainty; split across ranks under torchrun.
 
@@ -429,9 +438,15 @@ def generate(config_path, num, first_seed, out, filter_ratio, fmt, shard_size, d
     from datasetgan.factory import generate as run_factory
     from datasetgan.pipeline import labeler_from_config, project_path
 
+    from datasets.synthetic import filter_uncertain
+
+    try:
+        filter_uncertain({i: 0.0 for i in range(num)}, filter_ratio, filter_rule)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--filter-rule") from None
     backbone, labeler, classes, size, crop_rows = labeler_from_config(configs.load(project_path(config_path)), device)
     settings = FactorySettings(num=num, first_seed=first_seed, shard_size=shard_size, filter_ratio=filter_ratio,
-                               coco=fmt == "coco")
+                               filter_rule=filter_rule, coco=fmt == "coco")
     index = run_factory(backbone, labeler, classes, _writable_dir(out), settings, size, crop_rows, *rank_and_world())
     if index is None:
         click.echo("this rank's shards are written; index.json comes when every shard exists")

@@ -193,11 +193,15 @@ def load_network(settings: SegmentationSettings, path: Path) -> nn.Module:
     if head is None:
         raise ConfigError(f"{path}: not a DeepLabV3 state dict (no classifier.4.weight)")
     net = build_network(replace(settings, pretrained=RANDOM_INIT), head.shape[0])
-    try:
-        net.load_state_dict({k: v for k, v in state.items() if not k.startswith("aux_classifier.")})
-    except RuntimeError as e:
-        raise ConfigError(f"{path}: not a DeepLabV3 with the {settings.backbone} backbone: "
-                          f"{str(e).splitlines()[1].strip()}") from None
+    state = {k: v for k, v in state.items() if not k.startswith("aux_classifier.")}
+    wanted = net.state_dict()
+    missing = [k for k in wanted if k not in state or state[k].shape != wanted[k].shape]
+    unexpected = [k for k in state if k not in wanted]
+    if missing or unexpected:
+        raise ConfigError(f"{path}: not a DeepLabV3 with the {settings.backbone} backbone: {len(missing)} tensors "
+                          f"missing or of another shape (e.g. {missing[:3]}), {len(unexpected)} unexpected "
+                          f"(e.g. {unexpected[:3]})")
+    net.load_state_dict(state)
     return net
 
 

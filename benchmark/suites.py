@@ -22,6 +22,8 @@ Config entries read here (defaults in the dataclasses they fill, one place each)
     labelled: [indices into the toy labelled split]      the human labels (default: the first toy.labelled)
     table: the paper table the suite fills    paper_tables: where its published figures are looked up
     paper_columns: {test set: the paper's column it stands in for}
+    per_test_set: {test set: {section: {key: value}}}     settings for one test set only, merged into those
+                                                         sections (e.g. the official 256 px for cat-16)
     ablations: benchmark.ablations.AblationSettings (suite ablations)
 """
 from __future__ import annotations
@@ -100,10 +102,18 @@ def paper_columns(config: dict) -> dict:
     return config.get("paper_columns") or {}
 
 
+def for_test_set(config: dict, name: str) -> dict:
+    """The config a test set's runs use: per_test_set[name]'s sections merged key by key into the config's."""
+    extra = (config.get("per_test_set") or {}).get(name) or {}
+    if not isinstance(extra, dict) or not all(isinstance(v, dict) for v in extra.values()):
+        raise ConfigError(f"per_test_set.{name} must map sections to mappings, e.g. {{segmentation: {{resolution: 256}}}}")
+    return {**config, **{section: {**(config.get(section) or {}), **values} for section, values in extra.items()}}
+
+
 def table_runs(config: dict) -> list[Run]:
     """Every variant on every test set: the rows and columns of the suite's paper table."""
     tables = [str(t) for t in config.get("paper_tables", [config.get("table", "")])]
-    return [Run(v, t, config, str(config.get("table", "")), v, t,
+    return [Run(v, t, for_test_set(config, t), str(config.get("table", "")), v, t,
                 {"tables": tables, "row": v, "column": paper_columns(config).get(t, t)})
             for t in config.get("test_sets", []) for v in config.get("variants", [])]
 
@@ -131,17 +141,18 @@ def check_run(config: dict) -> None:
         raise ConfigError("test_sets: at least one test set is needed")
     for name in config["test_sets"]:
         merge = check_test_set(name, task)
+        own = for_test_set(config, name)
         if name in TOY_TEST_SETS:
             count = sections["toy"].test
             targets = KEYPOINT_NAMES if task == "keypoints" else (merge.target if merge else CAR_12)
         else:
-            count, targets = check_real_test_set(config, name, sections["segmentation"])
+            count, targets = check_real_test_set(own, name, settings_from(SegmentationSettings, own, "segmentation"))
         try:
             folds(count, config.get("folds", 5))
         except ValueError as e:
             raise ConfigError(f"test set {name}: {e}") from None
         if "datasetgan" in config["variants"]:
-            check_datasetgan(config, name, targets)
+            check_datasetgan(own, name, targets)
 
 
 def check_real_test_set(config: dict, name: str,

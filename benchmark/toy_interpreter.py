@@ -70,10 +70,11 @@ def generator_file(settings: ToyInterpreterSettings, resolution: int, folder: Pa
 
 def invert_labelled(generator: Path, labelled: ToyDataset, indices: list[int], settings: ToyInterpreterSettings,
                     folder: Path) -> Path:
-    """Invert the labelled images at `indices` into the generator and return their latents file, with
-    inversion.json beside it naming the images (datasetgan.pipeline's `inverted` annotations). Each image is
-    inverted once (its latent cached alone; inversion optimises every image independently), so sets that
-    share images (the ablations' selections) share the work."""
+    """Invert the labelled images at `indices` into the generator's W, image i under the noise of seed i (the
+    factory's noise mode), and return their latents file, with inversion.json beside it naming the images and
+    their noise seeds (datasetgan.pipeline's `inverted` annotations). Each image is inverted once (its latent
+    cached alone; inversion optimises every image independently), so sets that share images (the ablations'
+    selections) share the work."""
     from datasetgan.backbone import Backbone
     from datasetgan.inversion import InversionSettings, invert
     from datasetgan.loaders import load_generator_any
@@ -88,14 +89,16 @@ def invert_labelled(generator: Path, labelled: ToyDataset, indices: list[int], s
         if images.shape[1] != backbone.resolution:
             raise ConfigError(f"toy.resolution {images.shape[1]} differs from the generator's {backbone.resolution} "
                               f"({generator}); the labelled images are inverted into it")
-        result = invert(backbone, torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1, inversion)
+        result = invert(backbone, torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1, inversion,
+                        noise_seeds=missing)
         cache.mkdir(parents=True, exist_ok=True)
         for i, ws in zip(missing, result.ws.cpu().numpy()):
             atomic_write(cache / f"{labelled.ids[i]}.npy", lambda tmp, ws=ws: np.save(tmp, ws))
     latents = cache / f"set-{short_hash(ids)}" / "latents.npy"
     if not latents.exists():
         latents.parent.mkdir(parents=True, exist_ok=True)
-        (latents.parent / "inversion.json").write_text(json.dumps({"images": [f"{name}.png" for name in ids]}))
+        (latents.parent / "inversion.json").write_text(json.dumps({"images": [f"{name}.png" for name in ids],
+                                                                   "noise_seeds": list(indices)}))
         atomic_write(latents, lambda tmp: np.save(tmp, np.stack([np.load(cache / f"{name}.npy") for name in ids])))
     return latents
 

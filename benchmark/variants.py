@@ -51,6 +51,7 @@ from benchmark.toy_interpreter import ToyInterpreterSettings, file_digest, inter
 from datasetgan.distributed import barrier, rank_and_world, rank_zero_first
 from datasets.base import ClassSet, LabelMerge, PartDataset
 from datasets.classes import CAR_12_TO_5
+from datasets.synthetic import filter_uncertain
 from datasets.files import image_files, read_rgb
 from datasets.toy import ToySettings
 
@@ -151,11 +152,16 @@ class DatasetGANSettings:
     num: int = 10_000                   # samples generated
     view: int | None = None             # train on the first `view` of them (ablations: one set, many sizes)
     filter_ratio: float = 0.1           # of those, the most uncertain fraction left out
+    filter_rule: str = "paper"          # datasets.synthetic.filter_uncertain: the paper's, or "official" (its script's)
     shard_size: int = 100
 
     def __post_init__(self):
         if self.view is not None and not 0 < self.view <= self.num:
             raise configs.ConfigError(f"datasetgan.view must be in 1..num ({self.num}), got {self.view}")
+        try:
+            filter_uncertain({i: 0.0 for i in range(self.view or self.num)}, self.filter_ratio, self.filter_rule)
+        except ValueError as e:
+            raise configs.ConfigError(f"datasetgan.filter_rule: {e}") from None
 
 
 def _project_file(path: str | None, what: str) -> Path:
@@ -274,7 +280,7 @@ def datasetgan(ctx: Context) -> tuple[np.ndarray, dict]:
         data = SyntheticDataset(folder)
     else:
         folder = synthetic_folder(ctx, settings)
-        data = SyntheticDataset(folder, settings.view or settings.num, settings.filter_ratio)
+        data = SyntheticDataset(folder, settings.view or settings.num, settings.filter_ratio, settings.filter_rule)
     merge = target_merge(_synthetic_targets(data), ctx.targets, str(folder))
     synthetic = ctx.images(data, None, merge, str(folder))
     key = short_hash([str(folder.resolve()), data.seeds])

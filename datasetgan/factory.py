@@ -51,6 +51,7 @@ class FactorySettings:
     shard_size: int = 100
     batch: int = 4
     filter_ratio: float = 0.1   # fraction of the most uncertain images left out of index.json
+    filter_rule: str = "paper"  # datasets.synthetic.filter_uncertain: "paper" or the official script's "official"
     coco: bool = False
 
 
@@ -119,12 +120,12 @@ def _finished(out: Path, index: int, size: int) -> bool:
 
 def _write_index(out: Path, shards: list[list[int]], classes: ClassSet | tuple[str, ...],
                  settings: FactorySettings) -> dict:
-    """Keep all but the `filter_ratio` most uncertain images and record them."""
+    """Keep the images filter_uncertain keeps (filter_ratio, filter_rule) and record them."""
     scores = {}
     for i, seeds in enumerate(shards):
         samples = json.loads((_shard_dir(out, i) / "samples.json").read_text())
         scores.update({s: samples[str(s)]["score"] for s in seeds})
-    kept, dropped = filter_uncertain(scores, settings.filter_ratio)
+    kept, dropped = filter_uncertain(scores, settings.filter_ratio, settings.filter_rule)
     names = {"classes": list(classes.names)} if isinstance(classes, ClassSet) else {"keypoint_names": list(classes)}
     index = {"settings": asdict(settings), **names, "kept": kept, "dropped": dropped,
              "files": {str(s): shard_file(s, settings.first_seed, settings.shard_size) for s in kept}}

@@ -2,12 +2,14 @@
 labelled synthetic dataset: which generator, which class set, which annotations, which settings.
 
 A config is a mapping with:
-    generator:   {checkpoint: PATH}                         ours, a stylegan2-ada pickle or a rosinality .pt
+    generator:   {checkpoint: PATH, truncation_psi: 0.7}    ours, a stylegan2-ada pickle or a rosinality .pt; the
+                                                            factory samples at truncation_psi (the official 0.7)
                  {stylegan1: cat|car|face, checkpoint: PATH, avg_latent: PATH (optional)}
     classes:     a class-set name (datasets.classes.CLASS_SETS)
     keypoints:   keypoint mode (interpreter: {mode: keypoints}) instead of classes: a KEYPOINT_SETS name
-    annotations: {kind: inverted, latents: PATH.npy, labels: DIR}   w+ from `benchmark gan project` (the image
-                      names in inversion.json beside the latents) and label PNGs of the same names in DIR;
+    annotations: {kind: inverted, latents: PATH.npy, labels: DIR}   latents from `benchmark gan project` (the image
+                      names and their noise seeds in inversion.json beside the latents) and label PNGs of the
+                      same names in DIR;
                       in keypoint mode `keypoints: DIR` instead of labels: <image stem>.json files holding
                       {"keypoints": [[x, y, visible], ...]} in label pixels (the toy world's annotations/)
                  {kind: release, root: DIR, name: car-20|face-34|cat-16|...}   the DatasetGAN release (z codes)
@@ -37,6 +39,7 @@ from datasets.toy import KEYPOINT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYPOINT_SETS = {"toy-car": KEYPOINT_NAMES, "cub": CUB_KEYPOINTS}
+TRUNCATION_PSI = 0.7  # the official code's, for sampling the factory's latents
 VISIBLE_PEAK = 0.5  # uncalibrated: a generated keypoint is visible when the mean heatmap peaks at least this high
 
 
@@ -63,7 +66,8 @@ def load_backbone(spec: dict, device: str = "cpu") -> tuple[Backbone, int, tuple
         return backbone, preset.label_resolution, preset.crop_rows
     if not checkpoint.is_file():
         raise DatasetFormatError(checkpoint, "a generator checkpoint")
-    backbone = Backbone(load_generator_any(checkpoint), device=device)
+    truncation = Truncation(float(spec.get("truncation_psi", TRUNCATION_PSI)))
+    backbone = Backbone(load_generator_any(checkpoint), truncation, device=device)
     return backbone, backbone.resolution, None
 
 
@@ -100,17 +104,20 @@ def load_annotations(spec: dict, classes: ClassSet | tuple[str, ...], size: tupl
     kind = _require(spec, "kind", "annotations")
     if kind == "inverted":
         latents = project_path(_require(spec, "latents", "annotations"))
-        names = json.loads((latents.parent / "inversion.json").read_text())["images"]
+        inversion = json.loads((latents.parent / "inversion.json").read_text())
+        names = inversion["images"]
+        seeds = inversion.get("noise_seeds") or [None] * len(names)   # None: inverted under the constant noise
         ws = torch.from_numpy(read_npy(latents, "inverted w+ latents")).float()
         if len(ws) != len(names):
             raise DatasetFormatError(latents, f"{len(names)} latents, one per image of inversion.json")
         if not isinstance(classes, ClassSet):
             folder = project_path(_require(spec, "keypoints", "annotations (keypoint mode)"))
             return [Annotation(_read_keypoints(folder / f"{Path(name).stem}.json", len(classes)),
-                               str(folder / f"{Path(name).stem}.json"), ws=w) for name, w in zip(names, ws)]
+                               str(folder / f"{Path(name).stem}.json"), ws=w, noise_seed=seed)
+                    for name, w, seed in zip(names, ws, seeds)]
         folder = project_path(_require(spec, "labels", "annotations"))
         return [Annotation(check_labels(read_mask_png(folder / name, classes), size, classes, str(folder / name)),
-                           str(folder / name), ws=w) for name, w in zip(names, ws)]
+                           str(folder / name), ws=w, noise_seed=seed) for name, w, seed in zip(names, ws, seeds)]
     if kind == "release":
         from datasets.datasetgan_release import RELEASES, ReleaseDataset
 
@@ -217,8 +224,9 @@ def calibrate_visibility(ensemble, cfg: InterpreterConfig, backbone: Backbone, a
 
 def evaluate_by_inversion(config: dict, dataset, count: int, steps: int, device: str = "cpu") -> dict:
     """How well the trained interpreter labels held-out real images: invert the first `count` items of a
-    labelled dataset, label the inverted latents' features, and score against the exact labels (mIoU
-    over the set, official convention). Returns plain data for a run record."""
+    labelled dataset into W, each under its own seeded noise (image i: seed i), as the annotations are, label
+    the inverted latents' features, and score against the exact labels (mIoU over the set, official
+    convention). Returns plain data for a run record."""
     from benchmark.metrics import confusion, iou_per_class, mean_iou
     from datasetgan.inversion import InversionSettings, invert
 
@@ -226,9 +234,9 @@ def evaluate_by_inversion(config: dict, dataset, count: int, steps: int, device:
     items = [dataset[i] for i in range(min(count, len(dataset)))]
     images = torch.from_numpy(np.stack([s.image for s in items])).permute(0, 3, 1, 2).float() / 127.5 - 1
     settings = InversionSettings(steps=steps)
-    inverted = invert(backbone, images, settings)
+    inverted = invert(backbone, images, settings, noise_seeds=list(range(len(items))))
     with torch.no_grad():
-        labels = labeler(backbone.synthesize(inverted.ws))[0].cpu().numpy()
+        labels = labeler(backbone.synthesize(inverted.ws, seeds=inverted.noise_seeds))[0].cpu().numpy()
     matrix = sum(confusion(p, s.labels, len(classes)) for p, s in zip(labels, items))
     iou = iou_per_class(matrix)
     return {"images": len(items), "inversion": {**vars(settings), "mean_mse": float(inverted.mse.mean()),

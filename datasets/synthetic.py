@@ -14,11 +14,29 @@ from datasets.classes import CLASS_SETS
 from datasets.files import read_image_and_labels, read_npy, read_rgb
 
 
-def filter_uncertain(scores: dict[int, float], ratio: float) -> tuple[list[int], list[int]]:
-    """scores: seed -> image uncertainty (higher is less certain) -> (kept, dropped) sorted seeds: the
-    round(ratio * N) most uncertain are dropped, ties by the smaller seed first."""
-    ranked = sorted(scores, key=lambda s: (-scores[s], s))
-    dropped = ranked[:int(round(len(ranked) * ratio))]
+FILTER_RULES = ("paper", "official")
+OFFICIAL_CERTAIN_DROPPED = 30   # the official script's slice also drops this many of the most certain images
+
+
+def filter_uncertain(scores: dict[int, float], ratio: float, rule: str = "paper") -> tuple[list[int], list[int]]:
+    """scores: seed -> image uncertainty (higher is less certain) -> (kept, dropped) sorted seeds, ties by the
+    smaller seed first. rule "paper" (the paper's text): the round(ratio * N) most uncertain are dropped.
+    rule "official" (the released train_deeplab.py's slice): with f = int(ratio * N), the 30 most certain and
+    the f - 30 most uncertain are dropped, the same number in all; the official slice is empty when f <= 30,
+    so that is refused here."""
+    if rule not in FILTER_RULES:
+        raise ValueError(f"filter rule must be one of {', '.join(FILTER_RULES)}, got {rule!r}")
+    ranked = sorted(scores, key=lambda s: (-scores[s], s))   # most uncertain first
+    if rule == "paper":
+        dropped = ranked[:int(round(len(ranked) * ratio))]
+    elif ratio == 0:
+        dropped = []
+    else:
+        f = int(len(ranked) * ratio)
+        if f <= OFFICIAL_CERTAIN_DROPPED:
+            raise ValueError(f"the official filter slice keeps nothing unless int(ratio * N) > "
+                             f"{OFFICIAL_CERTAIN_DROPPED}; got {f} for ratio {ratio} of {len(ranked)} images")
+        dropped = ranked[:f - OFFICIAL_CERTAIN_DROPPED] + ranked[len(ranked) - OFFICIAL_CERTAIN_DROPPED:]
     return sorted(set(scores) - set(dropped)), sorted(dropped)
 
 
@@ -30,10 +48,11 @@ def shard_file(seed: int, first_seed: int, shard_size: int) -> str:
 class SyntheticDataset(PartDataset):
     """Kept samples of a factory output folder; meta holds the seed (and the path of its JS map).
 
-    num, filter_ratio: a view of the first `num` generated samples (default: all) with the `filter_ratio`
-    most uncertain of them dropped (default: the index's own selection)."""
+    num, filter_ratio, filter_rule: a view of the first `num` generated samples (default: all) filtered by
+    filter_uncertain with that ratio and rule (default: the index's own selection)."""
 
-    def __init__(self, root: str | Path, num: int | None = None, filter_ratio: float | None = None):
+    def __init__(self, root: str | Path, num: int | None = None, filter_ratio: float | None = None,
+                 filter_rule: str | None = None):
         self.root = Path(root)
         index = self.root / "index.json"
         if not index.is_file():
@@ -48,15 +67,16 @@ class SyntheticDataset(PartDataset):
             self.classes = match[0]
         settings = data["settings"]
         self.first_seed, self.shard_size = settings["first_seed"], settings["shard_size"]
-        if num is None and filter_ratio is None:
+        if num is None and filter_ratio is None and filter_rule is None:
             self.seeds = data["kept"]
         else:
             num = settings["num"] if num is None else num
             if not 0 < num <= settings["num"]:
                 raise DatasetFormatError(index, f"a view of 1..{settings['num']} samples, asked for {num}")
             ratio = settings["filter_ratio"] if filter_ratio is None else filter_ratio
+            rule = settings.get("filter_rule", "paper") if filter_rule is None else filter_rule
             scores = {s: r["score"] for s, r in self._records(range(self.first_seed, self.first_seed + num)).items()}
-            self.seeds = filter_uncertain(scores, ratio)[0]
+            self.seeds = filter_uncertain(scores, ratio, rule)[0]
 
     def _records(self, seeds) -> dict[int, dict]:
         """seed -> its samples.json record (score, z, keypoints), read shard by shard."""

@@ -65,7 +65,7 @@ def test_two_declared_merges_make_one():
      "PNG or JPG images (found none)"),
     (lambda c, p: c["real"]["labelled"].update({"pascal-car-5": "face-34"}), "face-34: dataset root"),
     (lambda c, p: torch.save({"classifier.4.weight": torch.zeros(3, 256, 1, 1)}, p / "coco.pth"),
-     "not a DeepLabV3 with the mobilenet_v3_large backbone"),
+     "not a DeepLabV3 with the dilated_resnet backbone: 116 tensors missing"),
     (lambda c, p: torch.save({"fc.weight": torch.zeros(3, 3)}, p / "coco.pth"), "not a DeepLabV3 state dict"),
 ])
 def test_real_source_problems_stop_before_training(tmp_path, change, message):

@@ -196,3 +196,14 @@ def test_an_unknown_class_set_in_the_interpreter_config(tmp_path):
     (tmp_path / "interp.pt").write_bytes(b"")
     result = run_quick(tmp_path, overrides)
     assert result.exit_code != 0 and "unknown class set 'car-99'" in result.output and "Traceback" not in result.output
+
+
+def test_the_paper_profile_needs_its_imagenet_backbone_and_trains_cats_at_256_px():
+    from benchmark.suites import table_runs
+
+    config = configs.resolve("parts", "paper")
+    with pytest.raises(configs.ConfigError, match="segmentation.pretrained: no such file /data/weights/resnet101"):
+        check(config)
+    resolutions = {run.test_set: run.config["segmentation"]["resolution"] for run in table_runs(config)}
+    assert resolutions["cat-16"] == 256 and resolutions["car-20"] == 512 == resolutions["face-34"]
+    assert {run.config["segmentation"]["backbone"] for run in table_runs(config)} == {"resnet101"}

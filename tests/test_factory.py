@@ -113,3 +113,17 @@ def test_a_keypoint_labeler_writes_keypoints_and_no_label_maps(tmp_path):
     with pytest.raises(ValueError, match="COCO export is for segmentation"):
         generate(_backbone(), corner_labeler, ("bright", "dark"), tmp_path / "coco",
                  FactorySettings(num=2, coco=True), label_size=(8, 8))
+
+
+def test_the_papers_filter_and_the_official_scripts_slice_on_hand_made_scores():
+    from datasets.synthetic import filter_uncertain
+
+    scores = {seed: float(seed) for seed in range(100)}   # seed 99 the most uncertain, seed 0 the most certain
+    kept, dropped = filter_uncertain(scores, 0.1)
+    assert dropped == list(range(90, 100)) and kept == list(range(90))   # the paper: the 10 most uncertain
+    scores = {seed: float(seed) for seed in range(400)}
+    kept, dropped = filter_uncertain(scores, 0.1, "official")   # f = 40: the 30 most certain and 10 most uncertain
+    assert dropped == list(range(30)) + list(range(390, 400)) and kept == list(range(30, 390))
+    assert filter_uncertain(scores, 0.0, "official") == (list(range(400)), [])
+    with pytest.raises(ValueError, match="official filter slice keeps nothing unless"):
+        filter_uncertain({seed: 0.0 for seed in range(100)}, 0.1, "official")

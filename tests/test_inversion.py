@@ -16,16 +16,34 @@ def _backbone():
     return Backbone(G)
 
 
-def test_inversion_redraws_generated_images():
+@pytest.mark.parametrize("space", ["w", "w+"])
+def test_inversion_redraws_generated_images(space):
     backbone = _backbone()
     target = backbone.synthesize(backbone.ws(backbone.z([11, 12]))).image
     start = backbone.synthesize(mean_ws(backbone, 200)[None].repeat(2, 1, 1)).image
     start_mse = (start - target).square().mean([1, 2, 3])
-    result = invert(backbone, target, InversionSettings(steps=150, lr=0.05, mean_samples=200), progress=False)
-    assert result.ws.shape == (2, backbone.num_ws, 16) and result.noise is None
+    result = invert(backbone, target, InversionSettings(steps=150, lr=0.05, mean_samples=200, space=space),
+                    progress=False)
+    assert result.ws.shape == (2, backbone.num_ws, 16) and result.noise is None and result.noise_seeds is None
     assert (result.mse < 0.1 * start_mse).all(), (result.mse, start_mse)
     torch.testing.assert_close(result.mse, (result.image - target).square().mean([1, 2, 3]))
     assert (result.psnr > 20).all()
+    if space == "w":   # one w for every layer, as the factory's samples have
+        assert torch.equal(result.ws, result.ws[:, :1].expand_as(result.ws))
+
+
+def test_inversion_into_w_under_seeded_noise_lands_on_a_sample_the_factory_could_draw():
+    backbone = _backbone()
+    target = backbone.sample([11, 12]).image   # the factory's samples: mapped w, noise from each seed
+    result = invert(backbone, target, InversionSettings(steps=150, mean_samples=200), noise_seeds=[11, 12],
+                    progress=False)
+    assert result.noise_seeds == [11, 12] and (result.psnr > 20).all()
+    redrawn = backbone.synthesize(result.ws, seeds=result.noise_seeds)   # how the interpreter reads its features
+    torch.testing.assert_close(redrawn.image, result.image)
+    with pytest.raises(ValueError, match="one noise seed per image"):
+        invert(backbone, target, InversionSettings(steps=1), noise_seeds=[1], progress=False)
+    with pytest.raises(ValueError, match="inversion space must be one of w, w\\+"):
+        InversionSettings(space="z")
 
 
 def test_inversion_with_noise_keeps_noise_unit_gaussian():
