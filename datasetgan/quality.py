@@ -25,8 +25,9 @@ class KIDSettings:
     """Which toy samples train the feature net and serve as the two real sets; KID subset sizes."""
 
     train_images: int = 1000    # labelled[0:train_images] train the feature network
-    real_images: int = 250      # the toy test split's first N: real set A
     reference_images: int = 250  # labelled[train_images : train_images + N]: real set B
+    real_images: int = 250      # the next N of the labelled split: real set A, held out from every choice (the
+    #                             test split is not used, so a generator chosen by KID is not chosen on it)
     generated_images: int = 250
     epochs: int = 8
     subsets: int = 50
@@ -115,16 +116,18 @@ def layout_diversity(images: Tensor, cells: int = 8) -> float:
 
 
 def toy_kid(generate, settings: KIDSettings = KIDSettings()) -> dict:
-    """KID of generated toy images against the toy test split, beside the real-vs-real floor.
+    """KID of generated toy images against held-out toy renders (never the test split), beside the real-vs-real
+    floor (another held-out set).
 
     generate: callable(seeds: list[int]) -> float (B, 3, 64, 64) images in [-1, 1].
     Returns plain data: both KIDs (mean, std, x 1000 as usually printed), the layout diversity of the
     real, reference and generated sets, and the settings.
     """
     net = train_feature_net(settings)
-    real, _ = _render(split_seeds("test", settings.real_images), "real set")
-    first = settings.train_images
-    reference, _ = _render(split_seeds("labelled")[first:first + settings.reference_images], "reference set")
+    first, labelled = settings.train_images, split_seeds("labelled")
+    reference, _ = _render(labelled[first:first + settings.reference_images], "reference set")
+    first += settings.reference_images
+    real, _ = _render(labelled[first:first + settings.real_images], "real set")
     seeds = list(range(settings.generated_images))
     fake = torch.cat([generate(seeds[i:i + 25]) for i in range(0, len(seeds), 25)])
     f_real, f_ref, f_fake = (net.features(x) for x in (real, reference, fake))
