@@ -28,27 +28,31 @@ def _conv_bn(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> list[nn
 
 
 class BasicBlock(nn.Module):
-    """Two dilated 3 x 3 convolutions with batch norm and a residual (a 1 x 1 projection when widths differ)."""
+    """Two dilated 3 x 3 convolutions with batch norm and a residual (a 1 x 1 projection when widths or the stride
+    change)."""
 
-    def __init__(self, cin: int, cout: int, dilation: int):
+    def __init__(self, cin: int, cout: int, dilation: int, stride: int = 1):
         super().__init__()
-        self.body = nn.Sequential(*_conv_bn(cin, cout, 1, dilation), nn.ReLU(inplace=True),
+        self.body = nn.Sequential(*_conv_bn(cin, cout, stride, dilation), nn.ReLU(inplace=True),
                                   *_conv_bn(cout, cout, 1, dilation))
-        self.shortcut = nn.Identity() if cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False),
-                                                                        nn.BatchNorm2d(cout))
+        self.shortcut = nn.Identity() if cin == cout and stride == 1 else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(self.body(x) + self.shortcut(x))
 
 
 class DilatedResNet(nn.Module):
-    """x: float (B, 3, H, W) -> {"out": float (B, C, H/2, W/2)}, C = widths[-1] (the dict DeepLabV3 expects)."""
+    """x: float (B, 3, H, W) -> {"out": float (B, C, H/s, W/s)}, C = widths[-1] (the dict DeepLabV3 expects), s the
+    output stride: 2 (the stem's), times any stage strides (alternatives measured in bench/segmentation_setup.py)."""
 
-    def __init__(self, widths: tuple[int, ...] = WIDTHS, dilations: tuple[int, ...] = DILATIONS):
+    def __init__(self, widths: tuple[int, ...] = WIDTHS, dilations: tuple[int, ...] = DILATIONS,
+                 strides: tuple[int, ...] | None = None):
         super().__init__()
         self.stem = nn.Sequential(*_conv_bn(3, widths[0], stride=2), nn.ReLU(inplace=True))
         ins = (widths[0], *widths[:-1])
-        self.stages = nn.Sequential(*(BasicBlock(i, o, d) for i, o, d in zip(ins, widths, dilations)))
+        strides = strides or (1,) * len(widths)
+        self.stages = nn.Sequential(*(BasicBlock(i, o, d, s) for i, o, d, s in zip(ins, widths, dilations, strides)))
         self.out_channels = widths[-1]
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
@@ -56,13 +60,16 @@ class DilatedResNet(nn.Module):
         return {"out": self.stages(self.stem(x))}
 
 
-def deeplabv3_dilated_resnet(*, weights=None, weights_backbone=None, num_classes: int = 21,
-                             aux_loss: bool = False) -> DeepLabV3:
-    """DeepLabV3 on DilatedResNet, with torchvision's builder signature (no downloadable weights exist)."""
+def deeplabv3_dilated_resnet(*, weights=None, weights_backbone=None, num_classes: int = 21, aux_loss: bool = False,
+                             widths: tuple[int, ...] = WIDTHS, dilations: tuple[int, ...] = DILATIONS,
+                             strides: tuple[int, ...] | None = None, aspp_channels: int = ASPP_CHANNELS,
+                             atrous_rates: tuple[int, ...] = ATROUS_RATES) -> DeepLabV3:
+    """DeepLabV3 on DilatedResNet, with torchvision's builder signature (no downloadable weights exist); the
+    other arguments are for measuring alternatives (bench/segmentation_setup.py)."""
     if weights is not None or weights_backbone is not None or aux_loss:
         raise ValueError("the dilated ResNet has no published weights and no auxiliary head")
-    body = DilatedResNet()
-    head = nn.Sequential(ASPP(body.out_channels, list(ATROUS_RATES), ASPP_CHANNELS),
-                         nn.Conv2d(ASPP_CHANNELS, ASPP_CHANNELS, 3, padding=1, bias=False),
-                         nn.BatchNorm2d(ASPP_CHANNELS), nn.ReLU(), nn.Conv2d(ASPP_CHANNELS, num_classes, 1))
+    body = DilatedResNet(widths, dilations, strides)
+    head = nn.Sequential(ASPP(body.out_channels, list(atrous_rates), aspp_channels),
+                         nn.Conv2d(aspp_channels, aspp_channels, 3, padding=1, bias=False),
+                         nn.BatchNorm2d(aspp_channels), nn.ReLU(), nn.Conv2d(aspp_channels, num_classes, 1))
     return DeepLabV3(body, head, None)
