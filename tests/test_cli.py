@@ -28,6 +28,18 @@ def test_run_merges_a_user_config_last(tmp_path):
     assert result.exit_code == 0 and "folds: 3" in result.output
 
 
+def test_oracle_prints_each_test_sets_ceiling_and_refuses_a_keypoint_suite(tmp_path):
+    user = tmp_path / "mobilenet.yaml"   # the previous CPU network: 4x4 logits at 64 px
+    user.write_text("segmentation: {backbone: mobilenet_v3_large, steps: 4, evaluations: 2, resolution: 64}\n")
+    result = CliRunner().invoke(cli, ["oracle", "--profile", "quick", "--config", str(user), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert "toy-car-12: 20 images, logits 4x4 -> oracle mIoU " in line
+    assert float(line.rsplit(" ", 1)[1]) < 60
+    result = CliRunner().invoke(cli, ["oracle", "--suite", "keypoints", "--profile", "quick", "--out", str(tmp_path)])
+    assert result.exit_code != 0 and "not a segmentation suite" in result.output
+
+
 def test_bad_input_gives_one_message_and_nonzero_exit(tmp_path):
     runner = CliRunner()
     for args, message in (
