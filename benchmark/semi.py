@@ -2,8 +2,10 @@
 objective for the shared trainer. Its MLMT branch gates logits by image-level class presence; with
 one object category every image holds the category, so it reduces to s4GAN (left out).
 
-Deviation: the segmenter uses the shared trainer's Adam (every variant has the same network and
-optimiser), not the reference's SGD with poly decay; the discriminator keeps Adam 1e-4.
+Deviation: the segmenter uses the shared trainer's Adam and step budget (every variant has the same network,
+optimiser and number of optimiser steps), not the reference's SGD (momentum 0.9, weight decay 5e-4, poly
+decay, 10x head learning rate, 40,000 iterations); the discriminator keeps Adam 1e-4. Each run record says
+so (facts.optimiser).
 """
 from __future__ import annotations
 
