@@ -3,13 +3,13 @@
 Test images are taken in sorted order and cut into `k` contiguous folds (sizes differ by at most
 one; the official script's 250 / 5 and 20 / 5 divide evenly). Each fold in turn is the validation
 fold: it picks the checkpoint (the official script's epoch; ours are benchmark.segmentation's evenly
-spaced evaluation points) with the best mIoU on itself, and the other k - 1 folds, pooled, are scored
-at that checkpoint. The result is the mean and the standard deviation (population,
+spaced evaluation points) with the best mIoU on itself, and the other k - 1 folds, pooled, are
+scored at that checkpoint. The result is the mean and the standard deviation (population,
 ddof 0, as numpy's default in the official script) of the k scores.
 
 Everything works on additive per-image figures summed per fold (confusion matrices for parts,
-keypoint counts for keypoints), so a run stores (E, k, ...) sums (E checkpoints) and any convention or fold choice can be
-recomputed from its record. Keypoint runs pick each fold's checkpoint by PCK at the middle of the
+keypoint counts for keypoints), so a run stores (E, k, ...) sums (E checkpoints) and any convention
+or fold choice can be recomputed from its record. Keypoint runs pick each fold's checkpoint by PCK at the middle of the
 table's thresholds (the paper does not say; Car-20's 15/10/5 -> PCK@10) and report every keypoint
 metric there. Selecting by the lowest L2 heatmap loss instead would be won by networks that output
 nothing: all-zero heatmaps score a lower L2 than any trained network on sparse keypoint targets.

@@ -106,7 +106,8 @@ def for_test_set(config: dict, name: str) -> dict:
     """The config a test set's runs use: per_test_set[name]'s sections merged key by key into the config's."""
     extra = (config.get("per_test_set") or {}).get(name) or {}
     if not isinstance(extra, dict) or not all(isinstance(v, dict) for v in extra.values()):
-        raise ConfigError(f"per_test_set.{name} must map sections to mappings, e.g. {{segmentation: {{resolution: 256}}}}")
+        raise ConfigError(f"per_test_set.{name} must map sections to mappings, "
+                          f"e.g. {{segmentation: {{resolution: 256}}}}")
     return {**config, **{section: {**(config.get(section) or {}), **values} for section, values in extra.items()}}
 
 
@@ -217,7 +218,8 @@ def scores(per_image, test, config: dict) -> dict:
         results = cross_validate_keypoints(per_fold, thresholds)
         return {**out, "metric": "keypoints", "metrics": list(results), "keypoints": list(test.names),
                 "cross_validation": {k: asdict(v) for k, v in results.items()},
-                "selected_by": f"pck@{selection_threshold(thresholds):g}", "l2_all_zero_heatmaps": test.zero_output_l2(),
+                "selected_by": f"pck@{selection_threshold(thresholds):g}",
+                "l2_all_zero_heatmaps": test.zero_output_l2(),
                 "keypoint_counts_per_checkpoint_and_fold": per_fold.tolist(),
                 "keypoint_counts_columns": ["visible", *(f"correct@{t:g}" for t in thresholds), "l2_sum", "maps"]}
     convention = config.get("miou", "official")
@@ -239,7 +241,8 @@ def ceiling(test, config: dict, shared: Path) -> dict:
     labels = hashlib.sha256(test.labels.numpy().tobytes()).hexdigest()[:8]
     path = Path(shared) / f"oracle-{labels}-{grid[0]}x{grid[1]}-{convention}.json"
     if not path.exists():
-        result = {"output_grid": list(grid), "oracle_miou": oracle_miou(test.labels, len(test.classes), grid, convention)}
+        result = {"output_grid": list(grid),
+                  "oracle_miou": oracle_miou(test.labels, len(test.classes), grid, convention)}
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result)))
     return json.loads(path.read_text())

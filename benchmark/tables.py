@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.configs import ConfigError
+from benchmark.metrics import iou_per_class
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.csv")
 CAPTIONS = {"1": "Part segmentation (paper Table 1): mIoU (\\%)",
@@ -64,6 +65,43 @@ def _unit(metric: str) -> float:
 ALL_ZERO_ROW = "all-zero heatmaps"
 
 
+def latest_per_cell(records: list[dict]) -> tuple[dict, dict]:
+    """records (oldest first) -> ({(table, row, column): {(round, seed): its latest record}}, {cell: how many
+    records it has})."""
+    latest, counts = {}, {}
+    for r in records:
+        c = r["cell"]
+        key = (c["table"], c["row"], c["column"])
+        latest.setdefault(key, {})[c["round"], r.get("seed", 0)] = r
+        counts[key] = counts.get(key, 0) + 1
+    return latest, counts
+
+
+def per_class(out: Path, suite: str) -> pd.DataFrame:
+    """One row per (table, row, column, class) of the suite's segmentation cells: the class's IoU (%) in the k-fold
+    evaluation (each fold's held-out images at the checkpoint the fold selected, pooled), the mean and the
+    std (ddof 1) over the cell's records (seeds, and rounds where there are several)."""
+    rows = []
+    for (table, row, column), cell in latest_per_cell(load_records(out, suite))[0].items():
+        ious = []
+        for r in cell.values():
+            if "confusion_per_checkpoint_and_fold" not in r:
+                continue   # a keypoint record, or one written before the protocol named checkpoints so
+            confusion = np.asarray(r["confusion_per_checkpoint_and_fold"], np.int64)   # (E, F, K, K)
+            total = confusion.sum(1)
+            selected = r["cross_validation"]["miou"]["selected_checkpoints"]
+            held = sum(total[e] - confusion[e, f] for f, e in enumerate(selected))
+            ious.append(100 * iou_per_class(held))
+        if ious:
+            ious = np.stack(ious)
+            for k, name in enumerate(cell[next(iter(cell))]["classes"]):
+                rows.append({"table": table, "row": row, "column": column, "class": name,
+                             "iou_mean": float(np.nanmean(ious[:, k])) if not np.isnan(ious[:, k]).all() else np.nan,
+                             "iou_seed_std": float(np.nanstd(ious[:, k], ddof=1)) if len(ious) > 1 else np.nan,
+                             "records": len(ious)})
+    return pd.DataFrame(rows)
+
+
 def build(out: Path, suite: str) -> pd.DataFrame:
     """The long table: one row per (table, row, column, metric) cell in the suite's run order (each record's
     `order`): ours (mean, seed std, seeds, fold std), the paper's figure for it, ours minus the paper's, how
@@ -73,12 +111,7 @@ def build(out: Path, suite: str) -> pd.DataFrame:
     if not records:
         raise ConfigError(f"no run records of suite {suite!r} under {Path(out) / 'runs'}; run `benchmark run` first")
     paper = paper_numbers()
-    latest, counts = {}, {}
-    for r in records:
-        c = r["cell"]
-        key = (c["table"], c["row"], c["column"])
-        latest.setdefault(key, {})[c["round"], r.get("seed", 0)] = r   # records are oldest first
-        counts[key] = counts.get(key, 0) + 1
+    latest, counts = latest_per_cell(records)
     rows, floors = [], {}
     for (table, row, column), cell in latest.items():
         last = max(cell.values(), key=lambda r: (r["finished_utc"], r["path"]))
@@ -217,14 +250,18 @@ def plot_fig6(table: pd.DataFrame, path: Path) -> Path:
 
 
 def write_tables(out: Path, suite: str) -> tuple[Path, Path, pd.DataFrame]:
-    """Write out/tables/<suite>.csv (wide()) and .tex from the records, and out/tables/<suite>-fig6.png when
-    the records hold Fig. 6's runs; returns the CSV and LaTeX paths and the long table."""
+    """Write out/tables/<suite>.csv (wide()) and .tex from the records, out/tables/<suite>-per-class.csv
+    (per_class) when the suite has segmentation records, and out/tables/<suite>-fig6.png when the records hold
+    Fig. 6's runs; returns the CSV and LaTeX paths and the long table."""
     table = build(out, suite)
     folder = Path(out) / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     csv, tex = folder / f"{suite}.csv", folder / f"{suite}.tex"
     wide(table).to_csv(csv, index=False)
     tex.write_text(to_latex(table, suite))
+    classes = per_class(out, suite)
+    if not classes.empty:
+        classes.to_csv(folder / f"{suite}-per-class.csv", index=False)
     if (table.table == "fig6").any():
         plot_fig6(table, folder / f"{suite}-fig6.png")
     return csv, tex, table

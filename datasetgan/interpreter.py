@@ -65,7 +65,8 @@ class InterpreterConfig:
     early_stopping_patience: int = 50  # stop once more than this many consecutive minibatches set no new best
     min_pixels: int = 30  # per image, classes with fewer pixels (at a 384x512 label map, see small_class_pixels)
     #                      become background
-    small_class_rule: str = "scaled"  # ours: min_pixels scaled by label area; "fixed": min_pixels at any size (official)
+    small_class_rule: str = "scaled"  # ours: min_pixels scaled by label area; "fixed": min_pixels at any size
+    #                                   (the official rule)
     pixels_per_image: int | None = 8192  # ours: training pixels sampled per image; None: all (official)
     min_samples_per_region: int = 256  # ours: each class (keypoint neighbourhood) gets this many, or all it has
     heatmap_sigma: float = 2.0  # keypoint mode: Gaussian heatmap std in label pixels (ours)

@@ -48,8 +48,8 @@ class InversionSettings:
 class Inversion:
     """ws: float (B, num_ws, w_dim) (all rows equal in space "w"); noise_seeds: the seed of each image's noise
     maps (Backbone.noise), or None for the generator's constant noise; noise: per layer float (B, 1, R, R) when
-    optimised, else None (the seeds' maps); image: float (B, 3, R, R) the reconstruction; mse: float (B,) per-pixel MSE in
-    [-1, 1] units; psnr: float (B,) in dB for images scaled to [0, 1]."""
+    optimised, else None (the seeds' maps); image: float (B, 3, R, R) the reconstruction; mse: float (B,) per-pixel
+    MSE in [-1, 1] units; psnr: float (B,) in dB for images scaled to [0, 1]."""
 
     ws: Tensor
     noise_seeds: list[int] | None

@@ -58,7 +58,8 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     ({"toy": {"test": 3}}, "3 test images cannot make 5 folds"),
     ({"toy": {"test": 0}}, "toy.test must be in 1..250"),
     ({"test_sets": []}, "at least one test set"),
-    ({"test_sets": ["ade-car-12"], "segmentation": {"backbone": "dilated_resnet", "resolution": 16}}, "configs/datasets/ade-car-12.yaml) is not a folder"),
+    ({"test_sets": ["ade-car-12"], "segmentation": {"backbone": "dilated_resnet", "resolution": 16}},
+     "configs/datasets/ade-car-12.yaml) is not a folder"),
     ({"test_sets": ["nope"]}, "unknown test set 'nope'"),
     ({"variants": ["supervised", "magic"]}, "valid: transfer, semi, datasetgan, supervised"),
     ({"segmentation": {"steps": 1, "bogus": 2}}, "unknown fields ['bogus']"),
@@ -68,7 +69,8 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     ({"datasetgan": {"toy_interpreter": {"generator": "checkpoints/toy-car-gan.pt"}}}, "toy.resolution 32 differs"),
     ({"labelled": [0, 0]}, "labelled must be distinct indices"),
     ({"seeds": 0}, "seeds must be a whole number of at least 1, got 0"),
-    ({"segmentation": {"backbone": "resnet101"}}, "segmentation.pretrained: the resnet101 backbone starts from an ImageNet"),
+    ({"segmentation": {"backbone": "resnet101"}},
+     "segmentation.pretrained: the resnet101 backbone starts from an ImageNet"),
 ])
 def test_bad_input_stops_before_training(tmp_path, overrides, message):
     result = run_quick(tmp_path, overrides)

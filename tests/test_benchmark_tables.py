@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from benchmark.cli import cli
 from benchmark.configs import ConfigError
 from benchmark.records import write_record
-from benchmark.tables import build, paper_numbers, wide, write_tables
+from benchmark.tables import build, paper_numbers, per_class, wide, write_tables
 
 
 def _cv(mean):
@@ -20,10 +20,9 @@ def _record(out, row, mean, column="toy-car-12", suite="parts", table="1", paper
             metrics=None, order=0, seed=0, **extra):
     metrics = metrics or {"miou": mean}
     record = {"suite": suite, "profile": "quick", "variant": row, "test_set": "toy-car-12", "order": order,
-              "seed": seed, **extra,
-              "cell": {"table": table, "row": row, "column": column, "round": round},
+              "seed": seed, "cell": {"table": table, "row": row, "column": column, "round": round},
               "paper": {"tables": [table, "5"], "row": row, "column": paper_column},
-              "metrics": list(metrics), "cross_validation": {k: _cv(v) for k, v in metrics.items()}}
+              "metrics": list(metrics), "cross_validation": {k: _cv(v) for k, v in metrics.items()}, **extra}
     return write_record(out / "runs", f"{suite}-{table}-{row}-{column}", record, time.time())
 
 
@@ -125,3 +124,19 @@ def test_tables_command(tmp_path):
     result = CliRunner().invoke(cli, ["tables", "--suite", "parts", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "datasetgan" in result.output and (tmp_path / "tables" / "parts.tex").exists()
+
+
+def test_per_class_iou_pools_each_folds_held_out_images_at_its_checkpoint(tmp_path):
+    # 2 checkpoints, 2 folds, 2 classes; fold 0 selected checkpoint 1 (scored on fold 1), fold 1 checkpoint 0.
+    confusion = [[[[5, 0], [0, 0]], [[3, 1], [2, 4]]],      # checkpoint 0: fold 0, fold 1
+                 [[[6, 2], [0, 2]], [[4, 0], [0, 6]]]]      # checkpoint 1
+    for seed in (0, 1):
+        _record(tmp_path, "supervised", 0.5, seed=seed, classes=["background", "body"],
+                confusion_per_checkpoint_and_fold=confusion,
+                cross_validation={"miou": {**_cv(0.5), "selected_checkpoints": [1, 0]}})
+    table = per_class(tmp_path, "parts").set_index("class")
+    # held out: fold 1 at checkpoint 1 [[4, 0], [0, 6]] + fold 0 at checkpoint 0 [[5, 0], [0, 0]] = [[9, 0], [0, 6]]
+    assert table.loc["background", "iou_mean"] == pytest.approx(100.0) == table.loc["body", "iou_mean"]
+    assert table.loc["body", "records"] == 2 and table.loc["body", "iou_seed_std"] == pytest.approx(0.0)
+    write_tables(tmp_path, "parts")
+    assert (tmp_path / "tables" / "parts-per-class.csv").exists()
