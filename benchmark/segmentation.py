@@ -244,6 +244,8 @@ class BatchSchedule:
 
     def __init__(self, n: int, batch: int, seed: int, rank: int = 0, world: int = 1):
         self.n, self.batch, self.seed, self.rank, self.world = n, batch, seed, rank, world
+        size = min(batch, n)
+        self.per_pass = 1 if n == 1 else n // size + (n % size > 1)   # batches of one are dropped
         self._pass = (-1, [])
 
     def _chunks(self, index: int) -> list[Tensor]:
@@ -258,8 +260,7 @@ class BatchSchedule:
 
     def __call__(self, step: int) -> Tensor:
         """int64 (b,): this rank's image indices for optimiser step `step` (0-based)."""
-        per_pass = len(self._chunks(0))
-        chunk = self._chunks(step // per_pass)[step % per_pass]
+        chunk = self._chunks(step // self.per_pass)[step % self.per_pass]
         if self.world == 1:
             return chunk
         share = max(2, -(-len(chunk) // self.world))
