@@ -43,7 +43,7 @@ from benchmark.protocol import (cross_validate, cross_validate_keypoints, fold_s
                                 selection_threshold)
 from benchmark.records import write_record
 from benchmark.keypoints import KeypointSettings, load_keypoint_images
-from benchmark.segmentation import SegmentationSettings, build_network, load_images
+from benchmark.segmentation import RANDOM_INIT, SegmentationSettings, build_network, load_images
 from benchmark.semi import S4GANSettings
 from benchmark.sources import (TOY_TEST_SETS, RealSources, ToyData, check_test_set, labelled_indices, real_dataset,
                                settings_from, task_of, task_targets, toy_split)
@@ -136,7 +136,7 @@ def check_run(config: dict) -> None:
     sections = {key: settings_from(cls, config, key) for key, cls in SECTIONS.items()}
     labelled_indices(config)
     pretrained = sections["segmentation"].pretrained
-    if pretrained and not Path(pretrained).is_file():
+    if pretrained and pretrained != RANDOM_INIT and not Path(pretrained).is_file():
         raise ConfigError(f"segmentation.pretrained: no such file {pretrained}")
     if not config.get("test_sets"):
         raise ConfigError("test_sets: at least one test set is needed")
