@@ -10,6 +10,7 @@ import click
 import yaml
 
 from benchmark import configs
+from datasets.base import InputError
 from datasetgan.gan_training import TOY_GAN
 from datasets.registry import DATASETS
 from downstream.turntable import COLOR_BY
@@ -28,7 +29,28 @@ def _writable_dir(path: str) -> Path:
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class InputErrorLine(click.ClickException):
+    """How an InputError reaches the user: one `error: ...` line on stderr and exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+class Commands(click.Group):
+    """The command tree's root: an InputError raised anywhere below (a missing, damaged or foreign input file, a
+    setting out of range; each names what it is about) becomes one clean line. Every other exception is a bug
+    and keeps its traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except InputError as e:
+            raise InputErrorLine(str(e)) from None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 def cli():
     """DatasetGAN benchmark suite: labelled data from a GAN, baselines, tables, 3D car assets.
 
@@ -63,8 +85,6 @@ def run(suite, profile, extra, out, seeds, dry_run):
     from benchmark.suites import run_suite
     from benchmark.tables import summary, write_tables
     from datasetgan.distributed import rank_and_world
-    from datasetgan.loaders import CheckpointFormatError
-    from datasets.base import DatasetFormatError
 
     config = configs.resolve(suite, profile, extra)
     if seeds is not None:
@@ -79,10 +99,7 @@ def run(suite, profile, extra, out, seeds, dry_run):
     what += f", {config.get('seeds', 1)} training seed(s) each"
     click.echo(f"\nplan: {what}, {config.get('folds', 5)}-fold evaluation, records under {out}/runs, "
                f"tables under {out}/tables")
-    try:
-        folders = run_suite(config, out_dir)
-    except (DatasetFormatError, CheckpointFormatError, configs.ConfigError) as e:
-        raise click.ClickException(str(e)) from None
+    folders = run_suite(config, out_dir)
     if rank_and_world()[0] > 0:
         return   # under torchrun, rank 0 writes the records and tables
     click.echo(f"{len(folders)} run records written under {out_dir / 'runs'}")
@@ -105,20 +122,16 @@ def oracle(suite, profile, extra, out):
     """
     from benchmark.sources import task_of
     from benchmark.suites import ceiling, check_run, test_images
-    from datasets.base import DatasetFormatError
 
     config = configs.resolve(suite, profile, extra)
     if task_of(config) != "segmentation":
         raise click.ClickException(f"suite {suite} is not a segmentation suite; the oracle ceiling is of label maps")
-    try:
-        check_run(config)
-        for name in config["test_sets"]:
-            test, _ = test_images(name, config, Path(out) / "data")
-            result = ceiling(test, config, Path(out) / "work" / "shared")
-            grid = "x".join(map(str, result["output_grid"]))
-            click.echo(f"{name}: {len(test)} images, logits {grid} -> oracle mIoU {100 * result['oracle_miou']:.1f}")
-    except (DatasetFormatError, configs.ConfigError) as e:
-        raise click.ClickException(str(e)) from None
+    check_run(config)
+    for name in config["test_sets"]:
+        test, _ = test_images(name, config, Path(out) / "data")
+        result = ceiling(test, config, Path(out) / "work" / "shared")
+        grid = "x".join(map(str, result["output_grid"]))
+        click.echo(f"{name}: {len(test)} images, logits {grid} -> oracle mIoU {100 * result['oracle_miou']:.1f}")
 
 
 @cli.command()
@@ -132,10 +145,7 @@ def tables(suite, out):
     """
     from benchmark.tables import summary, write_tables
 
-    try:
-        csv, tex, table = write_tables(Path(out), suite)
-    except configs.ConfigError as e:
-        raise click.ClickException(str(e)) from None
+    csv, tex, table = write_tables(Path(out), suite)
     click.echo(f"{summary(table)}\ntables: {csv}, {tex}")
 
 
@@ -324,32 +334,37 @@ def gan_project(checkpoint, images, count, steps, space, noise, out):
                f"mean PSNR {report['mean_psnr']:.2f} dB; wrote {out}")
 
 
-@gan.command("kid")
+@gan.command("quality")
 @CHECKPOINT_OPTION
 @click.option("--psi", type=float, default=1.0, help="Truncation psi of the generated images.")
 @click.option("--out", default="results/gan", help="Where the run record is written (a new folder per run).")
-def gan_kid(checkpoint, psi, out):
-    """KID of a toy generator against toy renders, beside the real-vs-real floor (features of a
-    small CNN trained here on toy renders; about 3 minutes on 2 cores).
+def gan_quality(checkpoint, psi, out):
+    """KID, precision and recall of a toy generator against toy renders, beside the real-vs-real figures
+    (features of a small CNN trained here on toy renders), and its layout and colour diversity against the
+    renders'; about 3 minutes on 2 cores.
 
     \b
-    Example: benchmark gan kid --checkpoint checkpoints/toy-car-gan.pt
+    Example: benchmark gan quality --checkpoint checkpoints/toy-car-gan.pt
     """
     import time
 
     from benchmark.records import write_record
     from datasetgan.gan_training import sample_images
     from datasetgan.loaders import load_generator_any
-    from datasetgan.quality import toy_kid
+    from datasetgan.quality import toy_quality
 
     started = time.time()
     G = load_generator_any(_existing_file(checkpoint, "--checkpoint"))
-    result = toy_kid(lambda seeds: sample_images(G, seeds, psi))
-    folder = write_record(out, "toy-gan-kid", {"checkpoint": str(checkpoint), "psi": psi, **result}, started)
+    result = toy_quality(lambda seeds: sample_images(G, seeds, psi))
+    folder = write_record(out, "toy-gan-quality", {"checkpoint": str(checkpoint), "psi": psi, **result}, started)
     gen, floor = result["kid_x1000_generated"], result["kid_x1000_real_vs_real"]
-    layout = result["layout_diversity"]
-    click.echo(f"KID x1000: generated {gen[0]:.2f} +- {gen[1]:.2f}, real vs real {floor[0]:.2f} +- {floor[1]:.2f}; "
-               f"layout diversity: generated {layout['generated']:.3f}, real {layout['real']:.3f}; "
+    (precision, recall), (ref_precision, ref_recall) = result["precision_recall"].values()
+    layout, colour = result["layout_diversity"], result["colour_diversity"]
+    click.echo(f"KID x1000: generated {gen[0]:.2f} +- {gen[1]:.2f}, real vs real {floor[0]:.2f} +- {floor[1]:.2f}\n"
+               f"precision / recall: generated {precision:.3f} / {recall:.3f}, "
+               f"real vs real {ref_precision:.3f} / {ref_recall:.3f}\n"
+               f"layout diversity: generated {layout['generated']:.3f}, real {layout['real']:.3f}\n"
+               f"colour diversity: generated {colour['generated']:.3f}, real {colour['real']:.3f}\n"
                f"record: {folder / 'record.json'}")
 
 
@@ -371,14 +386,9 @@ def interpreter_train(config_path, device):
     \b
     Example: benchmark interpreter train --config configs/interpreter/toy-car-12.yaml
     """
-    from datasetgan.loaders import CheckpointFormatError
     from datasetgan.pipeline import project_path, train_from_config
-    from datasets.base import DatasetFormatError
 
-    try:
-        out = train_from_config(configs.load(project_path(config_path)), device)
-    except (DatasetFormatError, CheckpointFormatError, configs.ConfigError) as e:
-        raise click.ClickException(str(e)) from None
+    out = train_from_config(configs.load(project_path(config_path)), device)
     click.echo(f"interpreter: {out}")
 
 
@@ -502,8 +512,6 @@ def export_car(image, out, checkpoint, turntable, color_by):
     \b
     Example: benchmark export-car --image toy16/images/000000.png --out car.glb --turntable car.png
     """
-    from datasetgan.loaders import CheckpointFormatError
-    from datasets.base import DatasetFormatError
     from downstream.export import export_glb
     from downstream.turntable import TurntableSettings, save_turntable
     from inverse_graphics.reconstructor import load_reconstructor, read_image, reconstruct
@@ -512,10 +520,7 @@ def export_car(image, out, checkpoint, turntable, color_by):
         raise click.BadParameter(f"{out} is not a .glb path", param_hint="--out")
     for path in filter(None, (out, turntable)):
         _writable_dir(str(Path(path).parent))
-    try:
-        recon = reconstruct(load_reconstructor(checkpoint), read_image(image))
-    except (DatasetFormatError, CheckpointFormatError) as e:
-        raise click.ClickException(str(e)) from None
+    recon = reconstruct(load_reconstructor(checkpoint), read_image(image))
     scene = export_glb(recon, out)
     click.echo(f"wrote {out}: nodes {', '.join(scene.graph.nodes_geometry)}")
     if turntable:
@@ -685,12 +690,5 @@ def three_d_eval(checkpoints, seeds, points, out, tables_dir):
 
 
 def main():
-    """Console entry point: user errors become one clean message and a non-zero exit."""
-    from datasetgan.loaders import CheckpointFormatError
-    from datasets.base import DatasetFormatError
-
-    try:
-        cli(standalone_mode=True)
-    except (DatasetFormatError, CheckpointFormatError, configs.ConfigError) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
+    """Console entry point (`benchmark`, `python -m benchmark`)."""
+    cli()

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import yaml
 
+from datasets.base import InputError
+
 CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config file is missing, unreadable or not a mapping; the message names it."""
 
 
@@ -26,7 +28,7 @@ def load(path: str | Path) -> dict:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise ConfigError(f"{path}: cannot read config ({e})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a YAML mapping at top level")

@@ -28,8 +28,8 @@ from benchmark.configs import ConfigError
 from benchmark.dilated_resnet import deeplabv3_dilated_resnet
 from benchmark.metrics import confusion
 from datasetgan.distributed import barrier, process_group, rank_and_world
-from datasets.base import IGNORE, ClassSet, DatasetFormatError, LabelMerge, PartDataset
-from datasets.files import atomic_write
+from datasets.base import IGNORE, CheckpointFormatError, ClassSet, DatasetFormatError, LabelMerge, PartDataset
+from datasets.files import atomic_write, read_npy, read_torch
 
 BACKBONES = {
     "resnet101": tvseg.deeplabv3_resnet101,   # the released code's choice
@@ -166,8 +166,11 @@ def build_network(settings: SegmentationSettings, num_classes: int) -> nn.Module
 
 def _state_dict(path: Path):
     """A local weights file's state dict (read with weights_only), unwrapped from a {"model": ...} checkpoint."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state.get("model", state) if isinstance(state, dict) else state
+    state = read_torch(path, "weights file")
+    state = state.get("model", state) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise CheckpointFormatError(f"{path}: expected a state dict, found {type(state).__name__}")
+    return state
 
 
 def load_backbone_weights(net: nn.Module, path: Path) -> None:
@@ -303,7 +306,16 @@ def _precision(device: torch.device, amp: bool):
 def trained_steps(run_dir: Path) -> int:
     """How many optimiser steps fit() has run in run_dir (0 before its first checkpoint)."""
     done = sorted(Path(run_dir).glob("checkpoint_*.pt"))
-    return torch.load(done[-1], map_location="cpu", weights_only=True)["step"] if done else 0
+    return _checkpoint(done[-1], "cpu")["step"] if done else 0
+
+
+def _checkpoint(path: Path, device) -> dict:
+    """One of fit()'s checkpoints, its keys checked (CheckpointFormatError naming the file otherwise)."""
+    state = read_torch(path, "training checkpoint", map_location=device)
+    keys = {"model", "optimizer", "objective", "evaluation", "step"}
+    if not isinstance(state, dict) or not keys <= set(state):
+        raise CheckpointFormatError(f"{path}: expected a training checkpoint with keys {', '.join(sorted(keys))}")
+    return state
 
 
 def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Path, objective=None,
@@ -337,10 +349,14 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
     done = sorted(run_dir.glob("checkpoint_*.pt"))
     start = 0
     if done:
-        state = torch.load(done[-1], map_location=device, weights_only=True)
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        objective.load_state_dict(state["objective"])
+        state = _checkpoint(done[-1], device)
+        try:
+            net.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            objective.load_state_dict(state["objective"])
+        except (ValueError, RuntimeError) as error:
+            raise CheckpointFormatError(f"{done[-1]}: does not fit this network and settings ({error}); "
+                                        "delete the run folder to start over") from None
         start = state["evaluation"] + 1
     schedule = BatchSchedule(len(train), settings.batch_size, settings.seed, rank, world)
     ends = settings.evaluated_steps
@@ -375,4 +391,4 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
     bar.close()
     if test is None:
         return None
-    return np.stack([np.load(run_dir / f"evaluation_{e:03d}.npy") for e in range(settings.evaluations)])
+    return np.stack([read_npy(run_dir / f"evaluation_{e:03d}.npy", "evaluation") for e in range(settings.evaluations)])

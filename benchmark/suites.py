@@ -52,7 +52,7 @@ from benchmark.variants import (KEYPOINT_VARIANTS, VARIANTS, Context, DatasetGAN
 from datasetgan.distributed import rank_and_world
 from datasets.base import ClassSet
 from datasets.classes import CAR_12
-from datasets.files import atomic_write
+from datasets.files import atomic_write, read_json
 from datasets.datasetgan_release import RELEASES
 from datasets.toy import KEYPOINT_NAMES, SPLITS, ToySettings
 
@@ -245,7 +245,7 @@ def ceiling(test, config: dict, shared: Path) -> dict:
                   "oracle_miou": oracle_miou(test.labels, len(test.classes), grid, convention)}
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(result)))
-    return json.loads(path.read_text())
+    return read_json(path, "oracle cache", ("output_grid", "oracle_miou"))
 
 
 def seeded(runs: list[Run]) -> list[tuple[Run, int]]:

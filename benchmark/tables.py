@@ -15,7 +15,6 @@ shown as its own row beside the L2 column.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import pandas as pd
 
 from benchmark.configs import ConfigError
 from benchmark.metrics import iou_per_class
+from datasets.files import read_json
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.csv")
 CAPTIONS = {"1": "Part segmentation (paper Table 1): mIoU (\\%)",
@@ -39,7 +39,7 @@ def load_records(out: Path, suite: str) -> list[dict]:
     """Every record.json under out/runs of `suite`, oldest first."""
     records = []
     for path in sorted((Path(out) / "runs").glob("*/record.json")):
-        record = json.loads(path.read_text())
+        record = read_json(path, "run record")
         if record.get("suite") == suite and "cell" in record:
             records.append({**record, "path": str(path.parent)})
     return sorted(records, key=lambda r: (r["finished_utc"], r["path"]))

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from datasetgan.backbone import Backbone, Synthesized
 from datasets.base import ClassSet
-from datasets.files import atomic_write
+from datasets.files import atomic_write, read_gray, read_json
 from datasets.synthetic import filter_uncertain, shard_file
 
 # A labeler maps generated samples to (labels int64 (B, H, W), js float (B, H, W), score float (B,)), higher
@@ -115,7 +115,7 @@ def _shard_dir(out: Path, index: int) -> Path:
 def _finished(out: Path, index: int, size: int) -> bool:
     """Shard `index` exists whole with at least `size` seeds (a run with fewer samples may end on a shorter one)."""
     samples = _shard_dir(out, index) / "samples.json"
-    return samples.exists() and len(json.loads(samples.read_text())) >= size
+    return samples.exists() and len(read_json(samples, "shard record", ())) >= size
 
 
 def _write_index(out: Path, shards: list[list[int]], classes: ClassSet | tuple[str, ...],
@@ -123,7 +123,7 @@ def _write_index(out: Path, shards: list[list[int]], classes: ClassSet | tuple[s
     """Keep the images filter_uncertain keeps (filter_ratio, filter_rule) and record them."""
     scores = {}
     for i, seeds in enumerate(shards):
-        samples = json.loads((_shard_dir(out, i) / "samples.json").read_text())
+        samples = read_json(_shard_dir(out, i) / "samples.json", "shard record", ())
         scores.update({s: samples[str(s)]["score"] for s in seeds})
     kept, dropped = filter_uncertain(scores, settings.filter_ratio, settings.filter_rule)
     names = {"classes": list(classes.names)} if isinstance(classes, ClassSet) else {"keypoint_names": list(classes)}
@@ -147,7 +147,7 @@ def to_coco(out: Path, index: dict, classes: ClassSet) -> dict:
     images, annotations = [], []
     for seed in index["kept"]:
         stem = out / index["files"][str(seed)]
-        labels = np.asarray(Image.open(f"{stem}_label.png"))
+        labels = read_gray(Path(f"{stem}_label.png"), "label map")
         images.append({"id": seed, "file_name": f"{index['files'][str(seed)]}.png",
                        "height": labels.shape[0], "width": labels.shape[1]})
         for c in np.unique(labels):

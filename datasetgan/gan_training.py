@@ -22,10 +22,10 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from datasetgan.backbone import Backbone, Truncation
-from datasetgan.quality import layout_diversity
+from datasetgan.quality import colour_diversity, layout_diversity
 from datasetgan.stylegan2 import LRELU_GAIN, FullyConnected, Generator, GeneratorConfig
-from datasets.base import DatasetFormatError
-from datasets.files import atomic_write, read_rgb
+from datasets.base import CheckpointFormatError, DatasetFormatError
+from datasets.files import atomic_write, read_rgb, read_torch
 
 
 TOY_GAN = Path(__file__).resolve().parents[1] / "checkpoints" / "toy-car-gan.pt"  # shipped with the code
@@ -181,13 +181,19 @@ class GANTrainer:
             self._resume()
 
     def _resume(self) -> None:
-        state = torch.load(self.run_dir / "training.pt", weights_only=True, map_location=self.device)
+        path = self.run_dir / "training.pt"
+        state = read_torch(path, "GAN training state", map_location=self.device)
+        if not isinstance(state, dict) or not isinstance(state.get("options"), dict):
+            raise CheckpointFormatError(f"{path}: not a training state of this trainer (no options)")
         if _with_defaults(state["options"], _options_dict(TrainOptions())) != _options_dict(self.opt):
-            raise ValueError(f"{self.run_dir / 'training.pt'}: a run with other options; use another run folder")
-        for name in ("G", "G_ema", "D", "opt_G", "opt_D"):
-            getattr(self, name).load_state_dict(state[name])
-        self.iteration, self.log = state["iteration"], state["log"]
-        self.rng.set_state(state["rng"].cpu())
+            raise CheckpointFormatError(f"{path}: a run with other options; use another run folder")
+        try:
+            for name in ("G", "G_ema", "D", "opt_G", "opt_D"):
+                getattr(self, name).load_state_dict(state[name])
+            self.iteration, self.log = state["iteration"], state["log"]
+            self.rng.set_state(state["rng"].cpu())
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointFormatError(f"{path}: not a training state of this trainer ({error})") from None
 
     def checkpoint(self) -> None:
         """Write training.pt (everything) and generator.pt (EMA weights + config), atomically."""
@@ -313,11 +319,11 @@ class GANTrainer:
             self._grid()
 
     def _log_and_checkpoint(self, stats: dict, start: float) -> None:
-        """Log the step's losses and the EMA generator's layout diversity (seeds 0-63; falling toward 0 is mode
-        collapse, datasetgan.quality), then checkpoint."""
-        diversity = layout_diversity(sample_images(self.G_ema, list(range(64))))
-        self.log.append({"iteration": self.iteration, **stats, "layout_diversity": diversity,
-                         "seconds": time.time() - start})
+        """Log the step's losses and the EMA generator's layout and colour diversity (seeds 0-63; falling toward 0
+        is mode collapse, datasetgan.quality), then checkpoint."""
+        samples = sample_images(self.G_ema, list(range(64)))
+        self.log.append({"iteration": self.iteration, **stats, "layout_diversity": layout_diversity(samples),
+                         "colour_diversity": colour_diversity(samples), "seconds": time.time() - start})
         self.checkpoint()
 
     def _grid(self) -> None:
@@ -345,11 +351,14 @@ def save_generator(G: Generator, path: Path, extra: dict | None = None) -> None:
 
 def load_generator(path: Path) -> Generator:
     """Rebuild a generator saved by `save_generator` (read with weights_only=True: no code runs)."""
-    state = torch.load(path, weights_only=True, map_location="cpu")
+    state = read_torch(path, "generator checkpoint")
     if not isinstance(state, dict) or state.get("format") != "datasetgan-stylegan2":
-        raise ValueError(f"{path}: not a generator checkpoint written by this project")
-    G = Generator(GeneratorConfig(**state["config"]))
-    G.load_state_dict(state["state_dict"])
+        raise CheckpointFormatError(f"{path}: not a generator checkpoint written by this project")
+    try:
+        G = Generator(GeneratorConfig(**state["config"]))
+        G.load_state_dict(state["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointFormatError(f"{path}: the generator cannot be rebuilt from it ({error})") from None
     return G.eval().requires_grad_(False)
 
 

@@ -39,8 +39,8 @@ from tqdm import tqdm
 
 from datasetgan.linear_first import FoldedEnsemble, LabelGrid, gather_features, member_outputs_in_strips
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS
-from datasets.base import IGNORE
-from datasets.files import atomic_write
+from datasets.base import IGNORE, CheckpointFormatError
+from datasets.files import atomic_write, read_torch
 from inverse_graphics.camera import assert_shape
 
 MODES = ("segmentation", "keypoints")
@@ -471,21 +471,20 @@ def save_ensemble(path: str | Path, ensemble: PixelEnsemble, config: Interpreter
 
 
 def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> tuple[PixelEnsemble, InterpreterConfig]:
-    """Read what save_ensemble wrote (torch.load with weights_only=True); fails naming the file."""
+    """Read what save_ensemble wrote (torch.load with weights_only=True); fails with CheckpointFormatError naming
+    the file."""
     path = Path(path)
-    try:
-        saved = torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # torch.load raises many types (OSError, pickle errors, RuntimeError)
-        raise ValueError(f"{path}: cannot read an interpreter checkpoint ({error})") from error
+    saved = read_torch(path, "interpreter checkpoint", map_location=device)
     if not isinstance(saved, dict) or set(saved) != {"config", "state_dict"}:
-        raise ValueError(f"{path}: expected an interpreter checkpoint (keys config, state_dict)")
+        raise CheckpointFormatError(f"{path}: expected an interpreter checkpoint (keys config, state_dict)")
     names = {f.name for f in fields(InterpreterConfig)}
     if not isinstance(saved["config"], dict) or not set(saved["config"]) <= names:
-        raise ValueError(f"{path}: config must be a dict of InterpreterConfig fields ({', '.join(sorted(names))})")
-    config = InterpreterConfig(**saved["config"])
-    ensemble = PixelEnsemble(config)
+        raise CheckpointFormatError(f"{path}: config must be a dict of InterpreterConfig fields "
+                                    f"({', '.join(sorted(names))})")
     try:
+        config = InterpreterConfig(**saved["config"])
+        ensemble = PixelEnsemble(config)
         ensemble.load_state_dict(saved["state_dict"])
-    except RuntimeError as error:
-        raise ValueError(f"{path}: weights do not fit the saved config ({error})") from error
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointFormatError(f"{path}: weights do not fit the saved config ({error})") from None
     return ensemble.to(device).eval(), config

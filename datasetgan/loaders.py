@@ -30,10 +30,7 @@ from torch import Tensor
 
 from datasetgan.gan_training import load_generator
 from datasetgan.stylegan2 import Generator, GeneratorConfig
-
-
-class CheckpointFormatError(ValueError):
-    """A checkpoint that is not in the expected format, or a network we cannot rebuild; names the file."""
+from datasets.base import CheckpointFormatError
 
 
 # ---------------------------------------------------------------------------------------------------

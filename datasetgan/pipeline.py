@@ -20,7 +20,6 @@ Relative paths are taken from the project root.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from datasetgan.loaders import load_generator_any
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS, load_stylegan1
 from datasets.base import ClassSet, DatasetFormatError
 from datasets.classes import CLASS_SETS, CUB_KEYPOINTS
-from datasets.files import list_files, read_npy, read_text
+from datasets.files import list_files, read_json, read_npy
 from datasets.toy import KEYPOINT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,9 +88,10 @@ def targets(config: dict) -> ClassSet | tuple[str, ...]:
 
 def _read_keypoints(path: Path, count: int) -> np.ndarray:
     """float32 (K, 3) (x, y, visible) from a JSON file's "keypoints", K = count."""
+    data = read_json(path, "keypoint annotation", ("keypoints",))
     try:
-        keypoints = np.asarray(json.loads(read_text(path, "keypoint annotation"))["keypoints"], np.float32)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        keypoints = np.asarray(data["keypoints"], np.float32)
+    except (TypeError, ValueError) as e:
         raise DatasetFormatError(path, f"JSON with \"keypoints\": [[x, y, visible], ...] ({e})") from None
     if keypoints.shape != (count, 3):
         raise DatasetFormatError(path, f"{count} keypoints of (x, y, visible), got shape {keypoints.shape}")
@@ -104,7 +104,8 @@ def load_annotations(spec: dict, classes: ClassSet | tuple[str, ...], size: tupl
     kind = _require(spec, "kind", "annotations")
     if kind == "inverted":
         latents = project_path(_require(spec, "latents", "annotations"))
-        inversion = json.loads((latents.parent / "inversion.json").read_text())
+        inversion = read_json(latents.parent / "inversion.json", "inversion record (written beside the latents by "
+                              "`benchmark gan project`)", ("images",))
         names = inversion["images"]
         seeds = inversion.get("noise_seeds") or [None] * len(names)   # None: inverted under the constant noise
         ws = torch.from_numpy(read_npy(latents, "inverted w+ latents")).float()

@@ -1,11 +1,12 @@
-"""A reproducible quality figure for generators of the toy world: the kernel inception distance (KID,
-Binkowski et al. 2018) computed on features of a small CNN that our code trains on toy renders,
-since no pretrained Inception network can be downloaded here.
+"""Reproducible quality figures for generators of the toy world: the kernel inception distance (KID,
+Binkowski et al. 2018) and precision / recall (Kynkaanniemi et al. 2019), both on features of a small
+CNN that our code trains on toy renders, since no pretrained Inception network can be downloaded here.
 
 The feature network learns, from labelled toy renders, each image's camera azimuth (as sin, cos)
 and the fraction of pixels of each part class; its 128-d pooled features are what KID compares.
 KID(real, generated) is reported beside KID(real, other real): the floor a perfect generator reaches.
-Beside it, `layout_diversity` puts a number on mode collapse that needs no feature network at all.
+Beside them, `layout_diversity` and `colour_diversity` put numbers on mode collapse that need no
+feature network at all.
 """
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from datasets.toy import ToySettings, render_sample, split_seeds
 
 
 @dataclass(frozen=True)
-class KIDSettings:
-    """Which toy samples train the feature net and serve as the two real sets; KID subset sizes."""
+class QualitySettings:
+    """Which toy samples train the feature net and serve as the two real sets; KID subset sizes; the
+    neighbourhood size of precision and recall."""
 
     train_images: int = 1000    # labelled[0:train_images] train the feature network
     reference_images: int = 250  # labelled[train_images : train_images + N]: real set B
@@ -32,6 +34,7 @@ class KIDSettings:
     epochs: int = 8
     subsets: int = 50
     subset_size: int = 100
+    neighbours: int = 3          # k of the k-NN balls of precision and recall (Kynkaanniemi et al. use 3)
     seed: int = 0
 
 
@@ -67,7 +70,7 @@ def _render(seeds: list[int], desc: str) -> tuple[Tensor, Tensor]:
     return x, torch.tensor(np.stack(targets), dtype=torch.float32)
 
 
-def train_feature_net(settings: KIDSettings) -> FeatureNet:
+def train_feature_net(settings: QualitySettings) -> FeatureNet:
     """Train the feature network on labelled toy renders (deterministic for a seed)."""
     torch.manual_seed(settings.seed)
     images, targets = _render(split_seeds("labelled", settings.train_images), "feature-net data")
@@ -115,13 +118,35 @@ def layout_diversity(images: Tensor, cells: int = 8) -> float:
     return float(g.std(0).mean())
 
 
-def toy_kid(generate, settings: KIDSettings = KIDSettings()) -> dict:
-    """KID of generated toy images against held-out toy renders (never the test split), beside the real-vs-real
-    floor (another held-out set).
+def precision_recall(real: Tensor, fake: Tensor, k: int) -> tuple[float, float]:
+    """real: (N, D), fake: (M, D) features -> (precision, recall) of Kynkaanniemi et al. 2019: the fraction of
+    fake samples inside the union of the real samples' k-NN balls, and of real samples inside the fake ones'."""
+
+    def inside(points: Tensor, support: Tensor) -> float:
+        radii = torch.cdist(support, support).kthvalue(k + 1, dim=1).values  # k+1: a point is its own 0th neighbour
+        return float((torch.cdist(points, support) <= radii[None]).any(1).float().mean())
+
+    real, fake = real.double(), fake.double()
+    return inside(fake, real), inside(real, fake)
+
+
+def colour_diversity(images: Tensor, box: tuple[float, float, float, float] = (0.4, 0.6, 0.3, 0.7)) -> float:
+    """The spread of the car's mean colour over images float (N, 3, H, W): the mean RGB of a central box
+    (rows, then columns, as fractions of the image; the car covers it in nearly every toy render, whose cars
+    are centred), then the std across images per channel, averaged. Compare with the real images' figure."""
+    h, w = images.shape[-2:]
+    crop = images[..., int(box[0] * h):int(box[1] * h), int(box[2] * w):int(box[3] * w)]
+    return float(crop.float().mean((2, 3)).std(0).mean())
+
+
+def toy_quality(generate, settings: QualitySettings = QualitySettings()) -> dict:
+    """KID and precision / recall of generated toy images against held-out toy renders (never the test split),
+    beside the real-vs-real figures (another held-out set in place of the generator).
 
     generate: callable(seeds: list[int]) -> float (B, 3, 64, 64) images in [-1, 1].
-    Returns plain data: both KIDs (mean, std, x 1000 as usually printed), the layout diversity of the
-    real, reference and generated sets, and the settings.
+    Returns plain data: both KIDs (mean, std, x 1000 as usually printed), precision and recall of the generated
+    and the reference set, the layout and colour diversity of the real, reference and generated sets, and the
+    settings.
     """
     net = train_feature_net(settings)
     first, labelled = settings.train_images, split_seeds("labelled")
@@ -133,7 +158,10 @@ def toy_kid(generate, settings: KIDSettings = KIDSettings()) -> dict:
     f_real, f_ref, f_fake = (net.features(x) for x in (real, reference, fake))
     gen = kid(f_real, f_fake, settings.subsets, settings.subset_size, settings.seed)
     floor = kid(f_real, f_ref, settings.subsets, settings.subset_size, settings.seed)
+    sets = {"real": real, "reference": reference, "generated": fake}
     return {"kid_x1000_generated": [1000 * v for v in gen], "kid_x1000_real_vs_real": [1000 * v for v in floor],
-            "layout_diversity": {"real": layout_diversity(real), "reference": layout_diversity(reference),
-                                 "generated": layout_diversity(fake)},
+            "precision_recall": {"generated": precision_recall(f_real, f_fake, settings.neighbours),
+                                 "reference": precision_recall(f_real, f_ref, settings.neighbours)},
+            "layout_diversity": {name: layout_diversity(x) for name, x in sets.items()},
+            "colour_diversity": {name: colour_diversity(x) for name, x in sets.items()},
             "settings": asdict(settings)}

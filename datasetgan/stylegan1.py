@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from datasets.base import CheckpointFormatError
+from datasets.files import read_torch
 from inverse_graphics.camera import assert_shape
 
 CONV_GAIN = math.sqrt(2)
@@ -361,20 +363,17 @@ def load_stylegan1(path: str | Path, preset_or_config: str | StyleGAN1Preset | S
     unexpected or mis-shaped key."""
     path = Path(path)
     model = StyleGAN1Generator(resolve_config(preset_or_config))
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load raises many types (OSError, pickle errors, RuntimeError)
-        raise ValueError(f"{path}: cannot read a StyleGAN1 state dict ({error})") from error
+    state = read_torch(path, "StyleGAN1 state dict")
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a state dict of tensors (the official for_g_all.pt layout)")
+        raise CheckpointFormatError(f"{path}: expected a state dict of tensors (the official for_g_all.pt layout)")
     expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
     problems = [f"missing: {key} {expected[key]}" for key in expected if key not in state]
     problems += [f"unexpected: {key} {tuple(state[key].shape)}" for key in state if key not in expected]
     problems += [f"shape of {key}: file {tuple(state[key].shape)}, expected {expected[key]}"
                  for key in expected if key in state and tuple(state[key].shape) != expected[key]]
     if problems:
-        raise ValueError(f"{path} does not fit a StyleGAN1 generator of {model.cfg.resolution} pixels "
-                         f"({len(problems)} problems):\n  " + "\n  ".join(problems))
+        raise CheckpointFormatError(f"{path} does not fit a StyleGAN1 generator of {model.cfg.resolution} pixels "
+                                    f"({len(problems)} problems):\n  " + "\n  ".join(problems))
     model.load_state_dict(state, strict=True)
     model.mapping.set_avg_latent(model.mapping.estimate_avg_latent() if avg_latent is None else avg_latent)
     return model.eval()

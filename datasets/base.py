@@ -16,7 +16,17 @@ import numpy as np
 IGNORE = 255
 
 
-class DatasetFormatError(ValueError):
+class InputError(ValueError):
+    """Bad input from the user: a file or folder that is missing, damaged or not what was expected (the
+    message names it), or a setting out of range. The `benchmark` command prints these as one `error:`
+    line; any other exception is a bug and keeps its traceback."""
+
+
+class CheckpointFormatError(InputError):
+    """A checkpoint that is not in the expected format, or a network we cannot rebuild; names the file."""
+
+
+class DatasetFormatError(InputError):
     """A file on disk is missing or not in the format the adapter expects; the message names it."""
 
     def __init__(self, path: str | Path, expected: str):

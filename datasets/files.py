@@ -9,6 +9,7 @@ signature and never call it. Arrays returned here are writable copies.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import re
@@ -17,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
+import torch
 from PIL import Image
 
-from datasets.base import DatasetFormatError
+from datasets.base import CheckpointFormatError, DatasetFormatError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 OnError = Callable[[DatasetFormatError], None]
@@ -179,6 +181,33 @@ def image_files(folder: Path, recursive: bool = False) -> list[Path]:
     if not files:
         raise DatasetFormatError(folder, "PNG or JPG images (found none)")
     return files
+
+
+def read_json(path: Path, what: str, keys: Sequence[str] | None = None):
+    """A JSON file's content; with `keys`, it must be an object holding at least those keys."""
+    try:
+        data = json.loads(read_text(path, what))
+    except json.JSONDecodeError as e:
+        raise DatasetFormatError(path, f"a readable JSON {what} ({e})") from None
+    if keys is not None:
+        if not isinstance(data, dict):
+            raise DatasetFormatError(path, f"a JSON object ({what}), found {type(data).__name__}")
+        missing = [k for k in keys if k not in data]
+        if missing:
+            raise DatasetFormatError(path, f"a JSON {what} with keys {', '.join(keys)} (missing: {', '.join(missing)})")
+    return data
+
+
+def read_torch(path: Path, what: str, map_location="cpu"):
+    """torch.load with weights_only=True (no pickled code runs), failing with a CheckpointFormatError naming the
+    file when it is missing, truncated or not a PyTorch archive."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointFormatError(f"{path}: no such {what}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch.load raises many types: OSError, RuntimeError, pickle and zip errors
+        raise CheckpointFormatError(f"{path}: cannot read a {what} ({type(e).__name__}: {e})") from None
 
 
 def read_text(path: Path, what: str) -> str:

@@ -4,14 +4,13 @@ labels) or keypoints. A view of the first `num` samples filtered at another rati
 files (the ablations of the paper's Tables 3 and 4 need no new generation)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from datasets.base import DatasetFormatError, PartDataset, Sample
 from datasets.classes import CLASS_SETS
-from datasets.files import read_image_and_labels, read_npy, read_rgb
+from datasets.files import read_image_and_labels, read_json, read_npy, read_rgb
 
 
 FILTER_RULES = ("paper", "official")
@@ -57,7 +56,7 @@ class SyntheticDataset(PartDataset):
         index = self.root / "index.json"
         if not index.is_file():
             raise DatasetFormatError(index, "missing; `benchmark generate` writes it once every shard is done")
-        data = json.loads(index.read_text())
+        data = read_json(index, "generated dataset index", ("settings", "kept", "files"))
         self.keypoint_names = tuple(data.get("keypoint_names", ()))
         if not self.keypoint_names:
             names = tuple(data["classes"])
@@ -84,7 +83,9 @@ class SyntheticDataset(PartDataset):
         for seed in seeds:
             shard = self.root / shard_file(seed, self.first_seed, self.shard_size)
             if shard.parent not in shards:
-                shards[shard.parent] = json.loads((shard.parent / "samples.json").read_text())
+                shards[shard.parent] = read_json(shard.parent / "samples.json", "shard record", ())
+            if str(seed) not in shards[shard.parent]:
+                raise DatasetFormatError(shard.parent / "samples.json", f"a record of seed {seed}")
             out[seed] = shards[shard.parent][str(seed)]
         return out
 

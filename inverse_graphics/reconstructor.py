@@ -18,10 +18,9 @@ from torch import Tensor, nn
 from torchvision.models import resnet18
 from torchvision.models.resnet import BasicBlock, ResNet
 
-from datasetgan.loaders import CheckpointFormatError
-from datasets.base import DatasetFormatError
+from datasets.base import CheckpointFormatError, DatasetFormatError
 from datasets.classes import CAR_12
-from datasets.files import atomic_write
+from datasets.files import atomic_write, read_torch
 from datasets.toy.car import KEYPOINT_NAMES
 
 from .camera import assert_shape
@@ -147,12 +146,7 @@ def load_reconstructor(path: str | Path, device: str | torch.device = "cpu") -> 
     """Rebuild a model save_reconstructor wrote; a file of another format or another template fails
     with CheckpointFormatError naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointFormatError(f"{path}: no such reconstructor checkpoint")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load raises many types (OSError, pickle errors, RuntimeError)
-        raise CheckpointFormatError(f"{path}: cannot read a reconstructor checkpoint ({error})") from None
+    saved = read_torch(path, "reconstructor checkpoint")
     if not isinstance(saved, dict) or not {"config", "template", "state_dict"} <= set(saved):
         raise CheckpointFormatError(f"{path}: expected a reconstructor checkpoint (keys config, template, state_dict)")
     try:

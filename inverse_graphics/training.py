@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from datasetgan.loaders import CheckpointFormatError
-from datasets.files import atomic_write
+from datasets.base import CheckpointFormatError
+from datasets.files import atomic_write, read_torch
 
 from .camera import Cameras, look_at
 from .losses import (LossWeights, colour_loss, deformation_loss, flatten_loss, iou_loss, keypoint_loss,
@@ -127,14 +127,19 @@ class ReconstructorTrainer:
 
     def _resume(self) -> None:
         path = self.run_dir / "training.pt"
-        state = torch.load(path, weights_only=True, map_location=self.device)
+        state = read_torch(path, "reconstructor training state", map_location=self.device)
+        if not isinstance(state, dict) or not isinstance(state.get("options"), dict):
+            raise CheckpointFormatError(f"{path}: not a training state of this trainer (no options)")
         changed = _differences(state["options"], self._options())
         if changed:
             raise CheckpointFormatError(f"{path}: a run with other options ({'; '.join(changed)}); "
                                         "repeat them or use another run folder")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step_count, self.log = state["step"], state["log"]
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.step_count, self.log = state["step"], state["log"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointFormatError(f"{path}: not a training state of this trainer ({error})") from None
 
     def checkpoint(self) -> None:
         """Write training.pt and reconstructor.pt, each atomically."""

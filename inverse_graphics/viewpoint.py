@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from datasetgan.loaders import CheckpointFormatError
-from datasets.files import atomic_write
+from datasets.base import CheckpointFormatError
+from datasets.files import atomic_write, read_torch
 
 from .camera import assert_shape
 from .views import Views
@@ -113,11 +113,11 @@ def save_viewpoint(path: str | Path, model: ViewpointRegressor) -> None:
 def load_viewpoint(path: str | Path, device: str | torch.device = "cpu") -> ViewpointRegressor:
     """Rebuild what save_viewpoint wrote; anything else fails with CheckpointFormatError naming the file."""
     path = Path(path)
+    saved = read_torch(path, "viewpoint regressor checkpoint")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
         config = saved["config"]
         model = ViewpointRegressor(ViewpointConfig(**{**config, "channels": tuple(config["channels"])}))
         model.load_state_dict(saved["state_dict"])
-    except Exception as error:  # unreadable file, missing keys, foreign config or weights
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:  # missing keys, foreign config or weights
         raise CheckpointFormatError(f"{path}: not a viewpoint regressor checkpoint ({error})") from None
     return model.to(device).eval()

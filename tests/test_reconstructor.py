@@ -7,7 +7,7 @@ from PIL import Image
 
 from datasetgan.backbone import Backbone
 from datasetgan.factory import FactorySettings, generate, image_at_label_grid
-from datasetgan.loaders import CheckpointFormatError
+from datasets.base import CheckpointFormatError
 from datasetgan.stylegan2 import Generator, GeneratorConfig
 from datasets.base import DatasetFormatError
 from datasets.classes import CAR_5, CAR_12

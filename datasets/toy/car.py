@@ -70,13 +70,13 @@ def sample_params(rng: np.random.Generator) -> CarParams:
         windshield_rake=rng.uniform(0.25, 0.6),
         wheel_radius=wheel_radius,
         wheelbase=length * rng.uniform(0.56, 0.68),
-        body_color=tuple(_hsv(hue, rng.uniform(0.0, 0.9), rng.uniform(0.25, 0.95))),
-        window_color=tuple(_hsv(rng.uniform(0.5, 0.7), rng.uniform(0.1, 0.5), rng.uniform(0.08, 0.3))),
+        body_color=tuple(hsv(hue, rng.uniform(0.0, 0.9), rng.uniform(0.25, 0.95))),
+        window_color=tuple(hsv(rng.uniform(0.5, 0.7), rng.uniform(0.1, 0.5), rng.uniform(0.08, 0.3))),
         hub_color=tuple([rng.uniform(0.55, 0.85)] * 3),
     )
 
 
-def _hsv(h: float, s: float, v: float) -> np.ndarray:
+def hsv(h: float, s: float, v: float) -> np.ndarray:
     """One HSV colour (all in [0, 1]) as RGB in [0, 1]."""
     k = (np.array([5.0, 3.0, 1.0]) + h * 6) % 6
     return v - v * s * np.clip(np.minimum(k, 4 - k), 0, 1)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from datasets.base import DatasetFormatError, PartDataset, Sample
 from datasets.classes import CAR_12
-from datasets.files import atomic_write, read_image_and_labels
+from datasets.files import atomic_write, read_image_and_labels, read_json
 from datasets.toy.car import KEYPOINT_NAMES
 from datasets.toy.world import ToySettings, render_sample
 
@@ -62,7 +62,7 @@ def write_split(root: str | Path, split: str, count: int | None = None,
                                     "palette": CAR_12.palette, "keypoint_names": KEYPOINT_NAMES}))
     index = root / "dataset.json"
     if index.exists():
-        old = json.loads(index.read_text())
+        old = read_json(index, "toy split index", ())
         if {k: old.get(k) for k in header} != header:
             raise DatasetFormatError(index, f"an existing toy split with other settings; use another --out "
                                             f"(found split={old.get('split')!r}, settings={old.get('settings')})")
@@ -100,8 +100,8 @@ class ToyDataset(PartDataset):
         index = self.root / "dataset.json"
         if not index.is_file():
             raise DatasetFormatError(index, "missing; expected the index written by `benchmark toy`")
-        header = json.loads(index.read_text())
-        if header.get("classes") != list(CAR_12.names):
+        header = read_json(index, "toy split index", ("classes", "ids", "split"))
+        if header["classes"] != list(CAR_12.names):
             raise DatasetFormatError(index, f"classes must be {list(CAR_12.names)}")
         self.ids = header["ids"]
         self.split = header["split"]
@@ -116,10 +116,7 @@ class ToyDataset(PartDataset):
         if labels.max() >= len(CAR_12):
             raise DatasetFormatError(self.root / "labels" / f"{name}.png", f"class indices must be < {len(CAR_12)}")
         ann_path = self.root / "annotations" / f"{name}.json"
-        try:
-            ann = json.loads(ann_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise DatasetFormatError(ann_path, f"unreadable annotation ({e})") from None
+        ann = read_json(ann_path, "toy annotation", ("keypoints",))
         return Sample(image=image, labels=labels, keypoints=np.asarray(ann["keypoints"], np.float32),
                       meta={"id": name, "split": self.split, **ann})
 

@@ -1,5 +1,11 @@
-"""The toy world: one seed -> a rendered car on a cluttered background with exact part labels,
+"""The toy world: one seed -> a rendered car in a simple outdoor scene, with exact part labels,
 keypoints (with visibility), camera and shape parameters.
+
+The framing imitates LSUN car crops: the car is centred and spans most of the image width at every
+azimuth. The scene is what a small GAN can learn: sky over a ground plane whose horizon lies where
+the camera's elevation puts it, soft-edged buildings and trees standing on the horizon, a soft
+shadow under the car and mild low-frequency texture. Every distribution is stated in ToySettings,
+`scene_background` and datasets.toy.car.sample_params.
 
 Rendering is done at `resolution * supersample` pixels by our own rasterizer and box-filtered down
 (anti-aliasing); the label of an output pixel is the class covering most of its sub-pixels.
@@ -10,10 +16,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
+from scipy.ndimage import gaussian_filter, zoom
 
 from datasets.base import Sample
 from datasets.classes import CAR_12
-from datasets.toy.car import build_car, sample_params
+from datasets.toy.car import CarParams, build_car, hsv, sample_params
 from inverse_graphics import RasterSettings, interpolate_face, look_at, project, rasterize
 
 
@@ -24,9 +32,12 @@ class ToySettings:
     resolution: int = 64
     supersample: int = 4             # sub-pixels per output pixel along each axis (anti-aliasing)
     elevation: tuple[float, float] = (0.0, 20.0)
-    fov: tuple[float, float] = (25.0, 40.0)
-    fill: tuple[float, float] = (0.65, 0.95)  # fraction of the image width the car's length spans
-    clutter: tuple[int, int] = (8, 20)        # number of background shapes
+    fov: tuple[float, float] = (20.0, 35.0)
+    fill: tuple[float, float] = (0.75, 0.95)  # fraction of the image width the car spans, at any azimuth
+    max_height: float = 0.8          # ... unless its height would span more than this fraction (front views)
+    buildings: tuple[int, int] = (0, 4)       # number of buildings on the horizon
+    trees: tuple[int, int] = (0, 5)           # number of trees on the horizon
+    texture: float = 0.04            # std of the low-frequency brightness texture (fraction of full scale)
     pixel_noise: float = 2.0         # std of Gaussian noise added to the 8-bit image
 
     def __post_init__(self):
@@ -36,25 +47,51 @@ class ToySettings:
             raise ValueError(f"supersample must be a positive integer, got {self.supersample!r}")
 
 
-def clutter_background(rng: np.random.Generator, size: int, shapes: tuple[int, int]) -> np.ndarray:
-    """float32 (size, size, 3) in [0, 1]: a sky/ground gradient under random boxes, discs and poles."""
-    rows = np.linspace(0, 1, size, dtype=np.float32)[:, None, None]
-    horizon = rng.uniform(0.35, 0.7)
-    sky = rng.uniform(0.4, 1.0, 3) * (1 - 0.4 * rows) + 0.1
-    ground = rng.uniform(0.1, 0.6, 3) * (0.7 + 0.5 * rows)
-    image = np.where(rows < horizon, sky, ground) * np.ones((1, size, 1), np.float32)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    for _ in range(rng.integers(*shapes, endpoint=True)):
-        kind = rng.integers(3)
-        cx, cy, w, h = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.4), rng.uniform(0.05, 0.5)
-        if kind == 0:    # a building or a box
-            mask = (np.abs(x - cx) < w / 2) & (np.abs(y - cy) < h / 2)
-        elif kind == 1:  # a bush or a ball
-            mask = ((x - cx) / (w / 2)) ** 2 + ((y - cy) / (h / 2)) ** 2 < 1
-        else:            # a pole or a stripe
-            mask = np.abs(x - cx) < w / 12
-        alpha = rng.uniform(0.5, 1.0)
-        image[mask] = (1 - alpha) * image[mask] + alpha * rng.uniform(0, 1, 3)
+def _soft_step(distance: np.ndarray, softness: float) -> np.ndarray:
+    """Coverage in [0, 1] of a shape given the signed distance to its edge (negative inside)."""
+    return 1 / (1 + np.exp(np.clip(distance / softness, -30, 30)))
+
+
+def _low_frequency(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
+    """float32 (size, size): unit-std noise on a `cells` x `cells` grid, smoothly upsampled."""
+    grid = rng.normal(0, 1, (cells + 1, cells + 1))
+    return zoom(grid, size / (cells + 1), order=3, grid_mode=True, mode="nearest")[:size, :size].astype(np.float32)
+
+
+def scene_background(rng: np.random.Generator, size: int, horizon: float, settings: ToySettings) -> np.ndarray:
+    """float32 (size, size, 3) in [0, 1]: sky above the horizon (a fraction of the image height from the
+    top; it may lie outside [0, 1]), ground below, soft buildings and trees standing on the horizon.
+
+    Sky: a blue-to-grey hue, lighter and less saturated toward the horizon. Ground: asphalt, grass or
+    sand, hazier toward the horizon. Buildings: muted boxes 0.1-0.4 of the width wide and 0.05-0.35 of
+    the height tall; trees: green ellipses 0.08-0.25 wide; both fade a little toward the sky colour.
+    """
+    y, x = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size
+    soft = 1.0 / settings.resolution  # edges blurred over about one output pixel
+    sky_top = hsv(rng.uniform(0.55, 0.65), rng.uniform(0.05, 0.6), rng.uniform(0.6, 0.95))
+    sky_low = sky_top + rng.uniform(0.3, 0.7) * (0.92 - sky_top)
+    t = np.clip(y / max(horizon, 1e-3), 0, 1)[..., None]
+    sky = sky_top * (1 - t) + sky_low * t
+    ground_kind = rng.integers(3)
+    ground_hsv = [(rng.uniform(0, 1), rng.uniform(0, 0.1), rng.uniform(0.25, 0.5)),      # asphalt
+                  (rng.uniform(0.2, 0.33), rng.uniform(0.3, 0.6), rng.uniform(0.3, 0.55)),  # grass
+                  (rng.uniform(0.07, 0.12), rng.uniform(0.2, 0.5), rng.uniform(0.4, 0.65))][ground_kind]  # sand
+    ground = hsv(*ground_hsv)
+    depth = np.clip((y - horizon) / 0.5, 0, 1)[..., None]   # 0 at the horizon, 1 half an image below
+    ground = ground * (0.85 + 0.15 * depth) + (1 - depth) * 0.25 * (sky_low - ground)
+    image = np.where((y < horizon)[..., None], sky, ground)
+    haze = lambda color: color + rng.uniform(0, 0.3) * (sky_low - color)
+    for _ in range(rng.integers(*settings.buildings, endpoint=True)):
+        cx, w, h = rng.uniform(0, 1), rng.uniform(0.1, 0.4), rng.uniform(0.05, 0.35)
+        box = np.maximum(np.abs(x - cx) - w / 2, np.maximum(horizon - h - y, y - horizon - 0.01))
+        color = haze(hsv(rng.uniform(0, 1), rng.uniform(0, 0.25), rng.uniform(0.35, 0.8)))
+        image += _soft_step(box, soft)[..., None] * (color - image)
+    for _ in range(rng.integers(*settings.trees, endpoint=True)):
+        cx, w, h = rng.uniform(0, 1), rng.uniform(0.08, 0.25), rng.uniform(0.1, 0.3)
+        r = np.sqrt(((x - cx) / (w / 2)) ** 2 + ((y - (horizon - 0.6 * h)) / (h / 2)) ** 2)
+        color = haze(hsv(rng.uniform(0.2, 0.4), rng.uniform(0.3, 0.7), rng.uniform(0.2, 0.5)))
+        image += _soft_step((r - 1) * min(w, h) / 2, soft)[..., None] * (color - image)
+    image *= 1 + settings.texture * _low_frequency(rng, size, 8)[..., None]
     return np.clip(image, 0, 1).astype(np.float32)
 
 
@@ -70,6 +107,25 @@ def _shade(verts: np.ndarray, faces: np.ndarray, albedo: np.ndarray, rng: np.ran
     return np.clip(albedo * jitter * (ambient + (1 - ambient) * np.clip(normals @ light, 0, 1)[:, None]), 0, 1)
 
 
+def _footprint(params: CarParams, margin: float = 0.0) -> np.ndarray:
+    """float32 (4, 3): the corners of the car's ground rectangle (centred mesh coordinates), grown by margin."""
+    x, z, y = params.length / 2 + margin, params.width / 2 + margin, -params.height / 2
+    return np.array([[x, y, z], [x, y, -z], [-x, y, -z], [-x, y, z]], np.float32)
+
+
+def _framing_distance(verts: np.ndarray, azimuth: float, elevation: float, fov: float, fill: float,
+                      max_height: float) -> float:
+    """The camera distance at which the car spans `fill` of the image width, or `max_height` of its height if
+    that is further. Spans are measured from the image centre (twice the furthest vertex), so that the
+    near end of a car seen at an angle, which perspective enlarges, stays in the frame."""
+    points = torch.from_numpy(verts)[None]
+    distance = 10.0 * float(np.abs(verts).max())
+    for _ in range(3):  # perspective: the width is not exactly inverse to the distance; a few fixed-point steps
+        u, v = project(points, look_at(azimuth, elevation, distance, fov, image_size=1))[0, :, :2].T
+        distance *= max(2 * float((u - 0.5).abs().max()) / fill, 2 * float((v - 0.5).abs().max()) / max_height)
+    return distance
+
+
 def render_sample(seed: int, settings: ToySettings = ToySettings()) -> Sample:
     """Draw the toy sample of `seed`.
 
@@ -82,12 +138,14 @@ def render_sample(seed: int, settings: ToySettings = ToySettings()) -> Sample:
     mesh = build_car(params)
     s, k = settings.resolution, settings.supersample
     size = s * k
-    fov = rng.uniform(*settings.fov)
-    distance = params.length / (2 * rng.uniform(*settings.fill) * np.tan(np.radians(fov) / 2))
-    camera = {"azimuth": rng.uniform(0, 360), "elevation": rng.uniform(*settings.elevation),
-              "distance": float(distance), "fov": float(fov)}
+    azimuth, elevation = rng.uniform(0, 360), rng.uniform(*settings.elevation)
+    fov, fill = rng.uniform(*settings.fov), rng.uniform(*settings.fill)
+    camera = {"azimuth": azimuth, "elevation": elevation,
+              "distance": _framing_distance(mesh.verts, azimuth, elevation, fov, fill, settings.max_height), "fov": fov}
     colors = _shade(mesh.verts, mesh.faces, mesh.face_colors, rng)
-    background = clutter_background(rng, size, settings.clutter)
+    # the horizon is the image of horizontal rays: tan(elevation) above the optical axis
+    horizon = 0.5 - np.tan(np.radians(elevation)) / (2 * np.tan(np.radians(fov) / 2))
+    background = scene_background(rng, size, horizon, settings)
 
     cams = look_at(*(torch.tensor([camera[n]], dtype=torch.float32) for n in ("azimuth", "elevation", "distance", "fov")),
                    image_size=size)
@@ -97,6 +155,11 @@ def render_sample(seed: int, settings: ToySettings = ToySettings()) -> Sample:
         frags = rasterize(project(verts, cams), faces, RasterSettings(image_size=size))
         rgb = interpolate_face(frags, torch.from_numpy(colors).float()[None])[0].numpy()
         kp = project(torch.from_numpy(mesh.keypoints)[None], cams)[0].numpy()
+        shadow_corners = project(torch.from_numpy(_footprint(params, 0.2))[None], cams)[0, :, :2].numpy()
+    shadow = Image.new("F", (size, size), 0.0)
+    ImageDraw.Draw(shadow).polygon([tuple(p) for p in shadow_corners.astype(float)], fill=1.0)
+    shadow = gaussian_filter(np.asarray(shadow), sigma=1.5 * k)[..., None]
+    background = background * (1 - rng.uniform(0.35, 0.6) * shadow)
     covered = frags.face_idx[0].numpy() >= 0
     hi_rgb = np.where(covered[..., None], rgb, background)
     hi_labels = np.where(covered, mesh.face_labels[frags.face_idx[0].numpy().clip(min=0)], 0)
@@ -109,7 +172,7 @@ def render_sample(seed: int, settings: ToySettings = ToySettings()) -> Sample:
         image=np.clip(np.rint(image), 0, 255).astype(np.uint8),
         labels=labels.astype(np.int64),
         keypoints=keypoints,
-        meta={"seed": int(seed), "camera": camera, "params": params.to_dict(),
+        meta={"seed": int(seed), "camera": {n: float(v) for n, v in camera.items()}, "params": params.to_dict(),
               "settings": asdict(settings)},
     )
 
