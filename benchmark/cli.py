@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 import yaml
+from tqdm import tqdm
 
 from benchmark import configs
 from datasets.base import InputError
@@ -47,6 +48,8 @@ class Commands(click.Group):
         try:
             return super().invoke(ctx)
         except InputError as e:
+            for bar in list(tqdm._instances):   # end the progress bars left open, so the message starts a line
+                bar.close()
             raise InputErrorLine(str(e)) from None
 
 
@@ -369,6 +372,8 @@ def gan_quality(checkpoint, psi, out):
 
 
 TOY_INTERPRETER_CONFIG = "configs/interpreter/toy-car-12.yaml"
+INTERPRETER_ENTRIES = ("generator.checkpoint", "checkpoint")   # what every use of an interpreter config reads
+INTERPRETER_TRAIN_ENTRIES = (*INTERPRETER_ENTRIES, "annotations")
 
 
 @cli.group()
@@ -388,7 +393,7 @@ def interpreter_train(config_path, device):
     """
     from datasetgan.pipeline import project_path, train_from_config
 
-    out = train_from_config(configs.load(project_path(config_path)), device)
+    out = train_from_config(configs.load(project_path(config_path), INTERPRETER_TRAIN_ENTRIES), device)
     click.echo(f"interpreter: {out}")
 
 
@@ -413,7 +418,7 @@ def interpreter_eval(config_path, toy_root, count, steps, out):
     from datasets.toy import ToyDataset
 
     started = time.time()
-    config = configs.load(project_path(config_path))
+    config = configs.load(project_path(config_path), INTERPRETER_ENTRIES)
     result = evaluate_by_inversion(config, ToyDataset(toy_root), count, steps)
     folder = write_record(out, "toy-interpreter-eval", {"config": config, "toy": str(toy_root), **result}, started)
     click.echo(f"mIoU {100 * result['miou_official']:.1f} over {result['images']} inverted images "
@@ -454,7 +459,8 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
         filter_uncertain({i: 0.0 for i in range(num)}, filter_ratio, filter_rule)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--filter-rule") from None
-    backbone, labeler, classes, size, crop_rows = labeler_from_config(configs.load(project_path(config_path)), device)
+    config = configs.load(project_path(config_path), INTERPRETER_ENTRIES)
+    backbone, labeler, classes, size, crop_rows = labeler_from_config(config, device)
     settings = FactorySettings(num=num, first_seed=first_seed, shard_size=shard_size, filter_ratio=filter_ratio,
                                filter_rule=filter_rule, coco=fmt == "coco")
     index = run_factory(backbone, labeler, classes, _writable_dir(out), settings, size, crop_rows, *rank_and_world())
@@ -634,7 +640,8 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
         else:
             from datasetgan.pipeline import labeler_from_config, project_path
 
-            backbone, labeler, *_ = labeler_from_config(configs.load(project_path(config_path)), device)
+            interp = configs.load(project_path(config_path), INTERPRETER_ENTRIES)
+            backbone, labeler, *_ = labeler_from_config(interp, device)
             views = mixed_views(backbone, labeler, cameras, list(range(cars)), views_per_car, view_layers,
                                 config.image_size)
             source = f"mixed:{config_path}:{cars}x{views_per_car}"

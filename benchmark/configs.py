@@ -23,8 +23,9 @@ def names(kind: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_ROOT / kind).glob("*.yaml"))
 
 
-def load(path: str | Path) -> dict:
-    """Read one YAML mapping, failing with the file name on any problem."""
+def load(path: str | Path, required: tuple[str, ...] = ()) -> dict:
+    """Read one YAML mapping, failing with the file name on any problem; `required` entries (dotted for nested
+    ones, as "generator.checkpoint") must be present."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -32,6 +33,12 @@ def load(path: str | Path) -> dict:
         raise ConfigError(f"{path}: cannot read config ({e})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a YAML mapping at top level")
+    for key in required:
+        entry = data
+        for part in key.split("."):
+            entry = entry.get(part) if isinstance(entry, dict) else None
+        if entry is None:
+            raise ConfigError(f"{path}: a '{key}' entry is required")
     return data
 
 

@@ -136,8 +136,8 @@ def check_run(config: dict) -> None:
     sections = {key: settings_from(cls, config, key) for key, cls in SECTIONS.items()}
     labelled_indices(config)
     pretrained = sections["segmentation"].pretrained
-    if pretrained and pretrained != RANDOM_INIT and not Path(pretrained).is_file():
-        raise ConfigError(f"segmentation.pretrained: no such file {pretrained}")
+    if pretrained and pretrained != RANDOM_INIT:
+        build_network(sections["segmentation"], 2)   # reads the weights now: a damaged file fails before any work
     if not config.get("test_sets"):
         raise ConfigError("test_sets: at least one test set is needed")
     for name in config["test_sets"]:

@@ -31,6 +31,7 @@ from torch import Tensor
 from datasetgan.gan_training import load_generator
 from datasetgan.stylegan2 import Generator, GeneratorConfig
 from datasets.base import CheckpointFormatError
+from datasets.files import read_torch
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -345,10 +346,7 @@ def _rosinality_generator(checkpoint, path: Path, key: str) -> Generator:
 def _load_torch_checkpoint(path: Path):
     """torch.load with weights_only=True; rosinality's train.py also pickles its argparse.Namespace."""
     with torch.serialization.safe_globals([argparse.Namespace]):
-        try:
-            return torch.load(path, weights_only=True, map_location="cpu")
-        except pickle.UnpicklingError as e:
-            raise CheckpointFormatError(f"{path}: not loadable with weights_only=True: {e}") from e
+        return read_torch(path, "generator checkpoint")
 
 
 def load_rosinality_pt(path: Path | str, key: str = "g_ema") -> Generator:

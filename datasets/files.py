@@ -206,8 +206,10 @@ def read_torch(path: Path, what: str, map_location="cpu"):
         raise CheckpointFormatError(f"{path}: no such {what}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch.load raises many types: OSError, RuntimeError, pickle and zip errors
-        raise CheckpointFormatError(f"{path}: cannot read a {what} ({type(e).__name__}: {e})") from None
+    except Exception as e:  # torch.load raises many types: OSError, RuntimeError, EOFError, pickle and zip errors
+        reason = str(e).split(". ")[0].strip() or "empty file"   # torch's zip errors go on for several sentences
+        raise CheckpointFormatError(f"{path}: not a readable {what}: truncated, or not a PyTorch file "
+                                    f"({type(e).__name__}: {reason})") from None
 
 
 def read_text(path: Path, what: str) -> str:

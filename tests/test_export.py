@@ -183,7 +183,7 @@ def test_export_car_command(tmp_path, tiny_checkpoint):
     out = ["--out", str(tmp_path / "bad.glb")]
     for extra, message in ((["--image", str(tmp_path / "broken.png")], "a readable image file"),
                            (["--image", str(tmp_path / "gray.png")], "an RGB image"),
-                           (["--checkpoint", str(image)], "cannot read a reconstructor checkpoint")):
+                           (["--checkpoint", str(image)], "not a readable reconstructor checkpoint")):
         result = CliRunner().invoke(cli, args + extra + out)
         assert result.exit_code != 0 and message in result.output, result.output
         assert "Traceback" not in result.output and not (tmp_path / "bad.glb").exists()

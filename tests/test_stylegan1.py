@@ -159,7 +159,7 @@ def test_wrong_preset_lists_every_problem(tmp_path):
         load_stylegan1(tmp_path / "tiny.pt", "cat")
     assert "missing: g_synthesis.blocks.256x256.conv1.weight (64, 64, 3, 3)" in str(error.value)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="junk.pt: cannot read"):
+    with pytest.raises(ValueError, match="junk.pt: not a readable"):
         load_stylegan1(tmp_path / "junk.pt", TINY)
 
 
