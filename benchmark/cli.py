@@ -231,8 +231,10 @@ def gan():
               help="Resolution at which the anchors are compared (default: TrainOptions').")
 @click.option("--anchor-warmup", type=click.IntRange(min=0), default=None,
               help="First iterations that fit G to the anchors alone, with no D (default: TrainOptions').")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=250,
+              help="Iterations between checkpoints (each logs the layout and colour diversity of seeds 0-63).")
 def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gamma, lr, pack, anchors,
-              anchor_weight, anchor_resolution, anchor_warmup):
+              anchor_weight, anchor_resolution, anchor_warmup, checkpoint_every):
     """Train the toy StyleGAN2 (64x64); resumes from RUN/training.pt. Batch, R1 weight, learning rate,
     pack and anchors are part of the run's options, so a resume must repeat them.
 
@@ -255,10 +257,14 @@ def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gam
     options = dataclasses.replace(TrainOptions(), **changes)
     images = load_images(image_files(Path(data)), options.generator.resolution)
     trainer = GANTrainer(_writable_dir(run_dir), images, options, device)
-    trainer.train(iterations, minutes=minutes)
-    trend = ", ".join(f"{e['iteration']}: {e['layout_diversity']:.3f}" for e in trainer.log[-5:] if "layout_diversity" in e)
-    click.echo(f"generator: {Path(run_dir) / 'generator.pt'} (iteration {trainer.iteration}); layout diversity "
-               f"by iteration (real toy renders: about 0.57; falling toward 0 is mode collapse): {trend or 'n/a'}")
+    if trainer.iteration:
+        click.echo(f"resuming {run_dir} at iteration {trainer.iteration}", err=True)
+    trainer.train(iterations, checkpoint_every=checkpoint_every, minutes=minutes)
+    trend = ", ".join(f"{e['iteration']}: {e['layout_diversity']:.3f} / {e.get('colour_diversity', float('nan')):.3f}"
+                      for e in trainer.log[-5:])
+    click.echo(f"generator: {Path(run_dir) / 'generator.pt'} (iteration {trainer.iteration}); layout / colour "
+               f"diversity by iteration (toy renders: about 0.65 / 0.20; falling toward 0 is mode collapse): "
+               f"{trend or 'n/a'}")
 
 
 @gan.command("sample")
@@ -647,6 +653,8 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
             source = f"mixed:{config_path}:{cars}x{views_per_car}"
     settings = TrainSettings(batch=batch, lr=lr, refine_camera=refine_camera, weights=loss_weights)
     trainer = ReconstructorTrainer(_writable_dir(run_dir), views, config, settings, device, source)
+    if trainer.step_count:
+        click.echo(f"resuming {run_dir} at step {trainer.step_count}", err=True)
     trainer.train(steps, checkpoint_every)
     click.echo(f"reconstructor: {Path(run_dir) / 'reconstructor.pt'} (step {trainer.step_count}, {len(views)} views)")
 

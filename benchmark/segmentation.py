@@ -14,6 +14,7 @@ pretrained backbone only from the local file `SegmentationSettings.pretrained` n
 from __future__ import annotations
 
 import contextlib
+import sys
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -361,6 +362,8 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
     schedule = BatchSchedule(len(train), settings.batch_size, settings.seed, rank, world)
     ends = settings.evaluated_steps
     step = ends[start - 1] if start else 0
+    if start and rank == 0:
+        tqdm.write(f"{desc}: resuming after optimiser step {step} ({done[-1]})", file=sys.stderr)
     bar = tqdm(total=settings.steps, initial=step, desc=desc, unit="step", disable=rank > 0)
     for point in range(start, settings.evaluations):
         torch.manual_seed(settings.seed * 100_003 + point)  # dropout

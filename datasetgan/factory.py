@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -77,7 +78,10 @@ def generate(backbone: Backbone, labeler: Labeler, classes: ClassSet | tuple[str
         raise ValueError("COCO export is for segmentation labels; this labeler gives keypoints")
     seeds = list(range(settings.first_seed, settings.first_seed + settings.num))
     shards = [seeds[i:i + settings.shard_size] for i in range(0, len(seeds), settings.shard_size)]
-    mine = [i for i in range(len(shards)) if i % world == rank and not _finished(out, i, len(shards[i]))]
+    ours = [i for i in range(len(shards)) if i % world == rank]
+    mine = [i for i in ours if not _finished(out, i, len(shards[i]))]
+    if len(mine) < len(ours):
+        tqdm.write(f"resuming {out}: {len(ours) - len(mine)} of {len(ours)} shards already written", file=sys.stderr)
     bar = tqdm(total=sum(len(shards[i]) for i in mine), desc="labelled pairs", unit="pair", disable=not mine)
     for i in mine:
         tmp = out / "shards" / f".tmp-shard_{i:06d}"
