@@ -233,10 +233,14 @@ def gan():
               help="First iterations that fit G to the anchors alone, with no D (default: TrainOptions').")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=250,
               help="Iterations between checkpoints (each logs the layout and colour diversity of seeds 0-63).")
+@click.option("--resume-from", type=click.Path(dir_okay=False), default=None,
+              help="A training state to start from when RUN has none: another run's training.pt or the compact "
+                   "training-bf16.pt each run also writes (e.g. checkpoints/toy-gan-training-bf16.pt).")
 def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gamma, lr, pack, anchors,
-              anchor_weight, anchor_resolution, anchor_warmup, checkpoint_every):
-    """Train the toy StyleGAN2 (64x64); resumes from RUN/training.pt. Batch, R1 weight, learning rate,
-    pack and anchors are part of the run's options, so a resume must repeat them.
+              anchor_weight, anchor_resolution, anchor_warmup, checkpoint_every, resume_from):
+    """Train the toy StyleGAN2 (64x64); resumes from RUN/training.pt (or --resume-from). Batch, R1 weight,
+    learning rate, pack and anchors are part of the run's options, so a resume must repeat them. When it stops
+    it also writes RUN/training-bf16.pt, the same state at half the size, to carry the run to another machine.
 
     \b
     Example: benchmark gan train --data data/toy-unlabelled --run runs/toy-gan --minutes 60
@@ -256,7 +260,8 @@ def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gam
                if v is not None}
     options = dataclasses.replace(TrainOptions(), **changes)
     images = load_images(image_files(Path(data)), options.generator.resolution)
-    trainer = GANTrainer(_writable_dir(run_dir), images, options, device)
+    resume_from = _existing_file(resume_from, "--resume-from") if resume_from else None
+    trainer = GANTrainer(_writable_dir(run_dir), images, options, device, resume_from)
     if trainer.iteration:
         click.echo(f"resuming {run_dir} at iteration {trainer.iteration}", err=True)
     trainer.train(iterations, checkpoint_every=checkpoint_every, minutes=minutes)

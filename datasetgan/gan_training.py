@@ -155,9 +155,11 @@ def _atomic_save(obj, path: Path) -> None:
 class GANTrainer:
     """Holds the networks and optimisers of one run; `train(iterations)` continues from where it stopped."""
 
-    def __init__(self, run_dir: Path, data: Tensor, options: TrainOptions, device: str | torch.device = "cpu"):
+    def __init__(self, run_dir: Path, data: Tensor, options: TrainOptions, device: str | torch.device = "cpu",
+                 resume_from: Path | None = None):
         """data: uint8 (N, 3, R, R). All random draws come from one CPU generator, so a run (and its
-        resume) is the same sequence of batches on any device."""
+        resume) is the same sequence of batches on any device. resume_from: a training state (training.pt, or
+        the compact training-bf16.pt that train() also writes) to start from when run_dir holds none."""
         self.run_dir, self.opt, self.device = Path(run_dir), options, torch.device(device)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.data = data.to(self.device)
@@ -178,10 +180,12 @@ class GANTrainer:
         self.log: list[dict] = []
         self.anchor_z, self.anchor_images = self._anchors()
         if (self.run_dir / "training.pt").exists():
-            self._resume()
+            self._resume(self.run_dir / "training.pt")
+        elif resume_from is not None:
+            self._resume(Path(resume_from))
 
-    def _resume(self) -> None:
-        path = self.run_dir / "training.pt"
+    def _resume(self, path: Path) -> None:
+        """Load a training state; a bfloat16 one is cast back to each tensor's own dtype by load_state_dict."""
         state = read_torch(path, "GAN training state", map_location=self.device)
         if not isinstance(state, dict) or not isinstance(state.get("options"), dict):
             raise CheckpointFormatError(f"{path}: not a training state of this trainer (no options)")
@@ -195,12 +199,14 @@ class GANTrainer:
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CheckpointFormatError(f"{path}: not a training state of this trainer ({error})") from None
 
+    def _state(self) -> dict:
+        return {"options": _options_dict(self.opt), "iteration": self.iteration, "log": self.log,
+                "rng": self.rng.get_state(), **{n: getattr(self, n).state_dict()
+                                                for n in ("G", "G_ema", "D", "opt_G", "opt_D")}}
+
     def checkpoint(self) -> None:
         """Write training.pt (everything) and generator.pt (EMA weights + config), atomically."""
-        _atomic_save({"options": _options_dict(self.opt), "iteration": self.iteration, "log": self.log,
-                      "rng": self.rng.get_state(), **{n: getattr(self, n).state_dict()
-                                                      for n in ("G", "G_ema", "D", "opt_G", "opt_D")}},
-                     self.run_dir / "training.pt")
+        _atomic_save(self._state(), self.run_dir / "training.pt")
         save_generator(self.G_ema, self.run_dir / "generator.pt", extra={"iteration": self.iteration,
                                                                         "images_seen": self.iteration * self.opt.batch})
 
@@ -317,6 +323,7 @@ class GANTrainer:
             self._log_and_checkpoint(stats, start)
         if stats is not None and self.iteration % grid_every:
             self._grid()
+        _atomic_save(_to_bfloat16(self._state()), self.run_dir / "training-bf16.pt")
 
     def _log_and_checkpoint(self, stats: dict, start: float) -> None:
         """Log the step's losses and the EMA generator's layout and colour diversity (seeds 0-63; falling toward 0
@@ -329,6 +336,18 @@ class GANTrainer:
     def _grid(self) -> None:
         """samples-<iteration>.png: the EMA generator's images of seeds 0-31."""
         save_grid(sample_images(self.G_ema, list(range(32))), self.run_dir / f"samples-{self.iteration:06d}.png")
+
+
+def _to_bfloat16(obj):
+    """A state with every floating-point tensor in bfloat16 (fp32's exponent range, so Adam's tiny second moments
+    survive, unlike in float16): half the size, for carrying a run to another machine in the repository."""
+    if isinstance(obj, Tensor):
+        return obj.to(torch.bfloat16) if obj.is_floating_point() else obj
+    if isinstance(obj, dict):
+        return {k: _to_bfloat16(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_bfloat16(v) for v in obj]
+    return obj
 
 
 def _options_dict(options: TrainOptions) -> dict:

@@ -66,10 +66,10 @@ def test_seeded_noise_is_fixed_per_seed():
     assert not torch.equal(a[0][0], a[0][1])
 
 
-def _tiny_trainer(run_dir, **changes):
+def _tiny_trainer(run_dir, resume_from=None, **changes):
     data = torch.randint(0, 256, (12, 3, 16, 16), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
     options = TrainOptions(generator=TINY, d_channel_base=128, d_channel_max=16, batch=4, r1_every=2, **changes)
-    return GANTrainer(run_dir, data, options)
+    return GANTrainer(run_dir, data, options, resume_from=resume_from)
 
 
 def test_training_steps_change_weights_and_resume_exactly(tmp_path):
@@ -87,6 +87,22 @@ def test_training_steps_change_weights_and_resume_exactly(tmp_path):
     resumed.train(4, checkpoint_every=2, grid_every=100)
     for p, q in zip(straight.G_ema.state_dict().values(), resumed.G_ema.state_dict().values()):
         torch.testing.assert_close(p, q)
+
+
+def test_a_run_carried_in_bfloat16_resumes_elsewhere(tmp_path):
+    """The compact state a run writes when it stops starts a run in another folder at the same iteration, with
+    weights equal up to bfloat16 rounding, and trains on from there."""
+    first = _tiny_trainer(tmp_path / "a")
+    first.train(2, checkpoint_every=2, grid_every=100)
+    compact = tmp_path / "a" / "training-bf16.pt"
+    assert compact.stat().st_size < 0.6 * (tmp_path / "a" / "training.pt").stat().st_size
+    carried = _tiny_trainer(tmp_path / "b", resume_from=compact)
+    assert carried.iteration == 2 and carried.log == first.log
+    for p, q in zip(first.G.parameters(), carried.G.parameters()):
+        assert q.dtype == torch.float32
+        torch.testing.assert_close(p, q, rtol=1e-2, atol=1e-3)
+    carried.train(3, checkpoint_every=1, grid_every=100)
+    assert carried.iteration == 3 and (tmp_path / "b" / "training.pt").exists()
 
 
 def test_pacgan_discriminator_judges_packs_of_consecutive_images(tmp_path):
