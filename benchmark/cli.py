@@ -279,23 +279,34 @@ def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gam
 @click.option("--psi", type=float, default=1.0, help="Truncation psi (1 = none).")
 @click.option("--out", required=True,
               help="A .png path for one grid, or a folder for one PNG per seed (resumable; split across torchrun ranks).")
-def gan_sample(checkpoint, count, seeds, psi, out):
+@click.option("--real", type=click.Path(exists=True, file_okay=False), default=None,
+              help="With a .png --out: as many images of this folder (sorted) above the samples, to compare.")
+def gan_sample(checkpoint, count, seeds, psi, out, real):
     """Draw generated images, each reproducible from its seed.
 
     \b
     Examples:
       benchmark gan sample --n 16 --out grid.png
+      benchmark gan sample --n 16 --out compare.png --real data/toy-test-32
       torchrun --nproc_per_node 4 -m benchmark gan sample --seeds 0-9999 --out samples/
     """
     from datasetgan.distributed import rank_and_world, shard
-    from datasetgan.gan_training import sample_images, save_grid, save_images
+    import torch
+
+    from datasetgan.gan_training import load_images, sample_images, save_grid, save_images
     from datasetgan.loaders import load_generator_any
+    from datasets.files import image_files
 
     G = load_generator_any(_existing_file(checkpoint, "--checkpoint"))
     seed_list = list(range(count)) if count else parse_seeds(seeds)
     if out.endswith(".png"):
+        images = sample_images(G, seed_list, psi)
+        if real:
+            shown = load_images(image_files(Path(real))[:len(seed_list)], images.shape[-1]).float() / 127.5 - 1
+            blank = torch.ones(-len(shown) % 8 + 8, *images.shape[1:])   # white up to the row's end, one row more
+            images = torch.cat([shown, blank, images])
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        save_grid(sample_images(G, seed_list, psi), Path(out))
+        save_grid(images, Path(out))
         click.echo(f"wrote {out}")
         return
     mine = shard(seed_list, *rank_and_world())

@@ -142,7 +142,9 @@ def load_images(files: list[Path], resolution: int) -> Tensor:
 
 
 def save_grid(images: Tensor, path: Path, columns: int = 8) -> None:
-    """images: float (B, 3, R, R) in [-1, 1] -> a PNG grid."""
+    """images: float (B, 3, R, R) in [-1, 1] -> a PNG grid, `columns` wide (a short last row is padded white)."""
+    if len(images) > columns and len(images) % columns:
+        images = torch.cat([images, images.new_ones(columns - len(images) % columns, *images.shape[1:])])
     arr = ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     rows = [np.concatenate(list(arr[i:i + columns]), 1) for i in range(0, len(arr), columns)]
     Image.fromarray(np.concatenate(rows, 0)).save(path)

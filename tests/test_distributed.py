@@ -1,6 +1,8 @@
 """Seed sharding across ranks: every seed exactly once, contiguous blocks, and the CLI honours it."""
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from click.testing import CliRunner
 
 from benchmark.cli import cli
@@ -44,6 +46,14 @@ def test_sample_command_shards_and_resumes(tmp_path, monkeypatch):
     grid = tmp_path / "grid.png"
     result = runner.invoke(cli, ["gan", "sample", "--checkpoint", str(ckpt), "--n", "4", "--out", str(grid)])
     assert result.exit_code == 0 and grid.stat().st_size > 0
+    # beside real images: the folder's first 4 (one row, padded white), a white row, the 4 samples (padded white)
+    result = runner.invoke(cli, ["gan", "sample", "--checkpoint", str(ckpt), "--n", "4", "--out", str(grid),
+                                 "--real", str(out)])
+    assert result.exit_code == 0, result.output
+    shown = np.asarray(Image.open(grid))
+    assert shown.shape == (3 * 8, 8 * 8, 3) and (shown[8:16] == 255).all() and (shown[:8, 32:] == 255).all()
+    assert (shown[16:, 32:] == 255).all() and not (shown[16:, :32] == 255).all()
+    assert (shown[:8, :8] == np.asarray(Image.open(out / "seed000000.png"))).all()
 
 
 def test_ranks_split_every_steps_batch_so_a_step_is_the_same_global_batch():
