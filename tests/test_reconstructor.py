@@ -151,7 +151,7 @@ def test_checkpoint_roundtrip_and_bad_checkpoints(tmp_path):
     with pytest.raises(CheckpointFormatError, match="do not fit"):
         load_reconstructor(path)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointFormatError, match="cannot read"):
+    with pytest.raises(CheckpointFormatError, match="not a readable reconstructor checkpoint"):
         load_reconstructor(tmp_path / "junk.pt")
     with pytest.raises(CheckpointFormatError, match="no such"):
         load_reconstructor(tmp_path / "missing.pt")
