@@ -458,7 +458,8 @@ def interpreter_eval(config_path, toy_root, count, steps, out):
 @click.option("--filter-rule", type=click.Choice(["paper", "official"]), default="paper",
               help="paper: drop that fraction, most uncertain first; official: the released script's slice (also "
                    "drops the 30 most certain, as many in all).")
-@click.option("--format", "fmt", type=click.Choice(["png", "coco"]), default="png", help="coco also writes coco.json.")
+@click.option("--format", "fmt", type=click.Choice(["png", "coco", "voc"]), default="png",
+              help="coco also writes coco.json; voc also writes OUT/voc, a CVAT 'Segmentation mask 1.1' folder.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=100)
 @click.option("--device", default="cpu", help="cpu or cuda.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None,
@@ -468,13 +469,15 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
     uncertainty; split across ranks under torchrun.
 
     \b
-    Example: benchmark generate --num 1000 --out synthetic/toy --format coco
+    Examples:
+      benchmark generate --num 1000 --out synthetic/toy --format coco
+      benchmark generate --num 100 --out synthetic/cvat --format voc     then zip synthetic/cvat/voc for CVAT
     """
     from datasetgan.distributed import rank_and_world
     from datasetgan.factory import FactorySettings
     from datasetgan.factory import generate as run_factory
     from datasetgan.pipeline import labeler_from_config, project_path
-
+    from datasets.base import ClassSet
     from datasets.synthetic import filter_uncertain
 
     try:
@@ -485,11 +488,18 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
     backbone, labeler, classes, size, crop_rows = labeler_from_config(config, device)
     settings = FactorySettings(num=num, first_seed=first_seed, shard_size=shard_size, filter_ratio=filter_ratio,
                                filter_rule=filter_rule, coco=fmt == "coco")
+    if fmt == "voc" and not isinstance(classes, ClassSet):
+        raise click.BadParameter("voc is for segmentation labels; this interpreter gives keypoints", param_hint="--format")
     index = run_factory(backbone, labeler, classes, _writable_dir(out), settings, size, crop_rows, *rank_and_world())
     if index is None:
         click.echo("this rank's shards are written; index.json comes when every shard exists")
         return
     click.echo(f"{len(index['kept'])} samples kept, {len(index['dropped'])} dropped as most uncertain: {out}")
+    if fmt == "voc":
+        from datasets.synthetic import SyntheticDataset
+        from datasets.voc import write_voc
+
+        click.echo(f"voc: {write_voc(SyntheticDataset(out), Path(out) / 'voc')}")
     if grid:
         from datasets.synthetic import SyntheticDataset
         from datasets.visualize import save_label_grid

@@ -61,6 +61,17 @@ def test_train_then_generate_a_filtered_dataset(annotated):
     assert (out / "coco.json").exists() and (annotated / "grid.png").exists()
 
 
+def test_generate_writes_a_cvat_segmentation_mask_folder(annotated):
+    from datasets.voc import read_voc
+
+    config = str(annotated / "config.yaml")
+    _invoke("interpreter", "train", "--config", config)
+    output = _invoke("generate", "--config", config, "--num", "3", "--out", str(annotated / "gen"), "--format", "voc")
+    assert f"voc: {annotated / 'gen' / 'voc'}" in output
+    data, back = SyntheticDataset(annotated / "gen"), read_voc(annotated / "gen" / "voc", CAR_5)
+    assert [back[f"seed{s:06d}"].tolist() for s in data.seeds] == [data[i].labels.tolist() for i in range(len(data))]
+
+
 def test_annotation_labels_of_the_wrong_size_stop_training(annotated):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(annotated / "labels" / "000001.png")
     result = CliRunner().invoke(cli, ["interpreter", "train", "--config", str(annotated / "config.yaml")])
