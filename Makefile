@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
 
-.PHONY: install demo test figures toy-gan toy-gan-continue toy-annotations toy-3d
+.PHONY: install demo test figures gltf-validator toy-gan toy-gan-continue toy-annotations toy-3d
 
 $(BIN)/benchmark: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest tests
+
+# The Khronos glTF validator, which tests/test_export.py runs on exported cars when node is present.
+gltf-validator:
+	npm install --silent --prefix build/node gltf-validator
 
 figures: install
 	$(BIN)/benchmark toy --split test --n 16 --out build/toy-test-16 --grid docs/toy_grid.png

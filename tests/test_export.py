@@ -1,7 +1,10 @@
 """Animatable GLB export and turntable of a reconstruction, from the true toy car mesh and a tiny
 synthetic one; plus the `export-car` command on a tiny untrained reconstructor."""
 import json
+import shutil
 import struct
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +15,8 @@ from PIL import Image
 from benchmark.cli import cli
 from datasets.classes import CAR_12
 from datasets.toy.car import KEYPOINT_NAMES, build_car, sample_params
-from downstream.export import GLASS, GLB_FROM_WORLD, LAMPS, WHEEL_NAMES, build_scene, export_glb, find_wheels
+from downstream.export import (GLASS, GLB_FROM_WORLD, LAMPS, WHEEL_NAMES, ExportSettings, build_scene, complete_wheels,
+                               export_glb, find_wheels, wheel_tracks)
 from downstream.recon import check_recon
 from downstream.turntable import TurntableSettings, render_turntable, save_turntable
 
@@ -86,7 +90,7 @@ def test_hubs_spin_with_their_wheels_and_the_front_faces_glb_forward(tmp_path):
     for name in WHEEL_NAMES:
         assert scene.graph.transforms.parents[f"{name}_hub"] == name
     head, tail = (scene.graph.get(node)[0] @ [*scene.geometry[scene.graph.get(node)[1]].centroid, 1]
-                  for node in ("head_light", "tail_light"))
+                  for node in ("head_light_left", "tail_light_right"))
     assert head[2] > 1 > -1 > tail[2]  # glTF's front is +z
 
 
@@ -101,22 +105,65 @@ def test_glass_is_transparent_lamps_glow_and_extras_name_parts(tmp_path):
     for part in LAMPS:
         assert max(materials[part]["emissiveFactor"]) > 0.5
     paint = materials["car_body"]
-    assert paint.get("alphaMode", "OPAQUE") == "OPAQUE" and "emissiveFactor" not in paint
+    assert paint.get("alphaMode", "OPAQUE") == "OPAQUE" and max(paint.get("emissiveFactor", [0])) == 0
     nodes = {n["name"]: n.get("extras", {}) for n in gltf["nodes"]}
     present = {CAR_12.names[k] for k in np.unique(recon["face_labels"])}
     assert {extras["part"] for extras in nodes.values()} == present | {"body"}
+    assert not any("placed" in extras for extras in nodes.values())   # the true car has every part
     assert all(nodes[name]["part"] == "wheel" and nodes[name]["spin_axis"] == [0, 0, 1] for name in WHEEL_NAMES)
     # trimesh reads the materials back as written
     scene = trimesh.load(tmp_path / "car.glb", force="scene")
     assert scene.geometry["window"].visual.material.alphaMode == "BLEND"
-    assert scene.geometry["head_light"].visual.material.emissiveFactor.max() > 0.5
+    assert scene.geometry["head_light_right"].visual.material.emissiveFactor.max() > 0.5
 
 
-def test_without_wheel_faces_wheels_stay_parts_and_bad_input_is_named():
-    recon, _ = box_recon()
+def test_missing_lamps_and_wheels_are_placed_and_say_how():
+    """The box car has one head light (right side) and no tail light: the left head light is its mirror image,
+    the tail lights are boxes at the rear; with its wheel faces relabelled as body, the wheels come from the box."""
+    recon, centres = box_recon()
+    scene = build_scene(check_recon(recon))
+    extras = {name: scene.graph.transforms.edge_data[("body", name)].get("metadata", {})
+              for name in scene.graph.nodes_geometry}
+    assert extras["head_light_right"] == {"part": "head light", "side": "right"}
+    assert extras["head_light_left"]["placed"] == "mirrored from head_light_right"
+    assert extras["tail_light_left"]["placed"] == extras["tail_light_right"]["placed"] == "from the car's box"
+    left, right = (scene.geometry[name].centroid for name in ("head_light_left", "head_light_right"))
+    np.testing.assert_allclose(left, right * [1, 1, -1], atol=1e-9)   # the body box is centred on z = 0
+    assert scene.geometry["tail_light_left"].centroid[0] == pytest.approx(-2.0)   # on the rear face
     recon["face_labels"] = np.where(recon["face_labels"] == CAR_12.index("wheel"), 1, recon["face_labels"])
     scene = build_scene(check_recon(recon))
-    assert set(scene.graph.nodes_geometry) == {"car_body", "window", "head_light"}
+    assert set(WHEEL_NAMES) < set(scene.graph.nodes_geometry)
+    assert {scene.graph.transforms.edge_data[("body", name)]["metadata"]["placed"] for name in WHEEL_NAMES} == {
+        "from the car's box"}
+
+
+def test_a_wheel_the_part_map_missed_is_mirrored_from_its_partner():
+    recon, centres = box_recon()
+    inside = (np.abs(recon["vertices"][recon["faces"]].mean(1) - centres[1]) < [0.31, 0.31, 0.11]).all(1)
+    recon["face_labels"] = np.where(inside, CAR_12.index("car_body"), recon["face_labels"])   # that wheel unseen
+    wheels = complete_wheels(check_recon(recon), find_wheels(check_recon(recon)))
+    assert [w.name for w in wheels] == list(WHEEL_NAMES) and wheels[1].placed == "mirrored from wheel_front_left"
+    np.testing.assert_allclose(wheels[1].centre, centres[1], atol=1e-9)
+
+
+def test_the_drive_clip_spins_every_wheel_forward_and_steers_the_front_ones():
+    settings = ExportSettings()
+    times, tracks = wheel_tracks(settings)
+    assert times[0] == 0 and times[-1] == settings.clip_seconds
+    for rotations in tracks.values():
+        np.testing.assert_allclose(np.linalg.norm(rotations, axis=1), 1, atol=1e-6)
+        turn = np.degrees(2 * np.arccos(np.clip(np.abs((rotations[1:] * rotations[:-1]).sum(1)), 0, 1)))
+        assert turn.max() < 90   # linear quaternion keys take the short way round
+    rear, front = tracks[False], tracks[True]
+    assert np.allclose(rear[:, :2], 0) and rear[1, 2] < 0   # about z only, clockwise seen from +z: rolls to +x
+    quarter = len(times) // 4   # a quarter clip: the front wheels are steered fully to one side
+    steer = trimesh.transformations.quaternion_matrix(np.roll(front[quarter], 1)) @ np.linalg.inv(
+        trimesh.transformations.quaternion_matrix(np.roll(rear[quarter], 1)))
+    assert np.degrees(np.arctan2(steer[0, 2], steer[0, 0])) == pytest.approx(settings.steer_degrees, abs=0.5)
+
+
+def test_bad_reconstructions_are_named():
+    recon, _ = box_recon()
     for key, value, message in (("faces", np.zeros((3, 2), int), "'faces' must have shape"),
                                 ("face_labels", np.full(len(recon["faces"]), 12), "'face_labels' must lie"),
                                 ("vertex_colors", recon["vertex_colors"] * 300, "'vertex_colors' must lie"),
@@ -177,6 +224,7 @@ def test_export_car_command(tmp_path, tiny_checkpoint):
     assert result.exit_code == 0, result.output
     assert len(trimesh.load(tmp_path / "out" / "car.glb", force="scene").geometry) > 0
     assert Image.open(tmp_path / "car-tt.png").size == (8 * 128, 128)
+    _check_complete(glb_json(tmp_path / "out" / "car.glb"))   # even an untrained model's car is complete
 
     (tmp_path / "broken.png").write_bytes(b"not an image")
     Image.fromarray(np.zeros((48, 64), np.uint8)).save(tmp_path / "gray.png")
@@ -189,3 +237,43 @@ def test_export_car_command(tmp_path, tiny_checkpoint):
         assert "Traceback" not in result.output and not (tmp_path / "bad.glb").exists()
     result = CliRunner().invoke(cli, args + ["--out", str(tmp_path / "car.obj")])
     assert result.exit_code != 0 and "not a .glb path" in result.output
+
+
+def _check_complete(gltf: dict) -> None:
+    """Four wheel nodes moved by the "drive" clip (front ones on their own track), two emissive head lights and
+    two emissive tail lights."""
+    nodes = {node["name"]: (i, node) for i, node in enumerate(gltf["nodes"])}
+    materials = gltf["materials"]
+    for part in ("head_light", "tail_light"):
+        for side in ("left", "right"):
+            _, node = nodes[f"{part}_{side}"]
+            material = materials[gltf["meshes"][node["mesh"]]["primitives"][0]["material"]]
+            assert max(material["emissiveFactor"]) > 0.5
+    (clip,) = gltf["animations"]
+    assert clip["name"] == "drive"
+    moved = {channel["target"]["node"]: channel for channel in clip["channels"]}
+    assert sorted(moved) == sorted(nodes[name][0] for name in WHEEL_NAMES)
+    for name in WHEEL_NAMES:
+        index, node = nodes[name]
+        assert "matrix" not in node and moved[index]["target"]["path"] == "rotation"
+    times = gltf["accessors"][clip["samplers"][0]["input"]]
+    assert times["max"] == [ExportSettings().clip_seconds] and times["count"] == ExportSettings().clip_keys
+    front, rear = (moved[nodes[name][0]]["sampler"] for name in ("wheel_front_left", "wheel_rear_left"))
+    assert front != rear
+
+
+VALIDATOR = Path(__file__).resolve().parents[1] / "build" / "node" / "node_modules" / "gltf-validator"
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not VALIDATOR.is_dir(),
+                    reason="needs node and the Khronos validator: make gltf-validator")
+@pytest.mark.parametrize("make", [toy_recon, box_recon])
+def test_the_khronos_validator_finds_no_error_and_no_warning(tmp_path, make):
+    export_glb(make()[0], tmp_path / "car.glb")
+    script = ("const v = require(process.argv[1]); const data = require('fs').readFileSync(process.argv[2]);"
+              "v.validateBytes(new Uint8Array(data)).then(r => console.log(JSON.stringify(r.issues)));")
+    run = subprocess.run(["node", "-e", script, str(VALIDATOR), str(tmp_path / "car.glb")], capture_output=True,
+                         text=True, check=True)
+    issues = json.loads(run.stdout)
+    assert issues["numErrors"] == issues["numWarnings"] == 0, issues["messages"][:5]
+    _check_complete(glb_json(tmp_path / "car.glb"))
