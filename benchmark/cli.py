@@ -461,10 +461,14 @@ def interpreter_eval(config_path, toy_root, count, steps, out):
 @click.option("--format", "fmt", type=click.Choice(["png", "coco", "voc"]), default="png",
               help="coco also writes coco.json; voc also writes OUT/voc, a CVAT 'Segmentation mask 1.1' folder.")
 @click.option("--shard-size", type=click.IntRange(min=1), default=100)
+@click.option("--keypoints-config", type=click.Path(dir_okay=False), default=None,
+              help="A keypoint interpreter config on the same generator: each sample also gets its keypoints "
+                   "(what `3d train --generated` needs).")
 @click.option("--device", default="cpu", help="cpu or cuda.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None,
               help="Also save a PNG grid of the first kept samples beside their label maps.")
-def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, shard_size, device, grid):
+def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, shard_size, keypoints_config, device,
+             grid):
     """Generate labelled images: image, label, uncertainty, latent and seed per sample, filtered by
     uncertainty; split across ranks under torchrun.
 
@@ -490,7 +494,11 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
                                filter_rule=filter_rule, coco=fmt == "coco")
     if fmt == "voc" and not isinstance(classes, ClassSet):
         raise click.BadParameter("voc is for segmentation labels; this interpreter gives keypoints", param_hint="--format")
-    index = run_factory(backbone, labeler, classes, _writable_dir(out), settings, size, crop_rows, *rank_and_world())
+    keypointer, keypoint_names = None, ()
+    if keypoints_config:
+        keypointer, keypoint_names = _keypointer(config, project_path(keypoints_config), classes, size, device)
+    index = run_factory(backbone, labeler, classes, _writable_dir(out), settings, size, crop_rows, *rank_and_world(),
+                        keypointer=keypointer, keypoint_names=keypoint_names)
     if index is None:
         click.echo("this rank's shards are written; index.json comes when every shard exists")
         return
@@ -506,6 +514,25 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
 
         save_label_grid(SyntheticDataset(out), grid)
         click.echo(f"grid: {grid}")
+
+
+def _keypointer(config: dict, path: Path, classes, size: tuple[int, int], device: str):
+    """(keypoint labeler, keypoint names) of the keypoint interpreter config at `path`, checked to fit the part
+    interpreter's `config`: the same generator, the same label grid, keypoints rather than parts."""
+    from datasetgan.pipeline import labeler_from_config, project_path
+    from datasets.base import ClassSet
+
+    keypoints = configs.load(path, INTERPRETER_ENTRIES)
+    if not isinstance(classes, ClassSet):
+        raise configs.ConfigError("--keypoints-config goes with a part interpreter's --config")
+    if project_path(keypoints["generator"]["checkpoint"]) != project_path(config["generator"]["checkpoint"]):
+        raise configs.ConfigError(f"{path}: generator.checkpoint must be the part interpreter's "
+                                  f"({config['generator']['checkpoint']})")
+    _, keypointer, names, grid, _ = labeler_from_config(keypoints, device)
+    if isinstance(names, ClassSet) or tuple(grid) != tuple(size):
+        raise configs.ConfigError(f"{path}: a keypoint interpreter on the part interpreter's {size[0]}x{size[1]} "
+                                  f"label grid")
+    return keypointer, names
 
 
 @cli.group()
@@ -668,7 +695,8 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
         regressor = load_viewpoint(_existing_file(viewpoint, "--viewpoint"), device)
         cameras = functools.partial(estimate_cameras, regressor)
         if generated:
-            views, source = synthetic_views(generated, cameras, config.image_size), f"generated:{generated}"
+            views = synthetic_views(generated, cameras, config.image_size, need_keypoints=loss_weights.keypoints > 0)
+            source = f"generated:{generated}"
         else:
             from datasetgan.pipeline import labeler_from_config, project_path
 

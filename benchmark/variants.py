@@ -187,7 +187,7 @@ def check_datasetgan(config: dict, test_set: str, targets) -> None:
     if settings.synthetic:
         folder = project_path(settings.synthetic)
         data = SyntheticDataset(folder)
-        target_merge(_synthetic_targets(data), targets, f"datasetgan.synthetic {folder}")
+        target_merge(_synthetic_targets(data, targets, folder), targets, f"datasetgan.synthetic {folder}")
         return
     if settings.interpreter:
         interp = configs.load(_project_file(settings.interpreter, "datasetgan.interpreter"))
@@ -236,9 +236,14 @@ def check_real_sources(config: dict, test_set: str, targets) -> None:
         load_network(settings_from(SegmentationSettings, config, "segmentation"), real.weights())
 
 
-def _synthetic_targets(data) -> ClassSet | tuple[str, ...]:
-    """What a synthetic folder labels: its keypoint names when it holds keypoints, else its class set."""
-    return data.keypoint_names or data.classes
+def _synthetic_targets(data, targets, folder: Path) -> ClassSet | tuple[str, ...]:
+    """What a synthetic folder gives a test set of these targets (its class set, or its keypoint names): its
+    keypoint names for keypoint targets, else its class set (a folder may hold both)."""
+    made = data.keypoint_names if isinstance(targets, tuple) else getattr(data, "classes", None)
+    if not made:
+        what = "keypoints" if isinstance(targets, tuple) else "part labels"
+        raise configs.ConfigError(f"{folder}: its samples carry no {what}")
+    return made
 
 
 def _interpreter(ctx: Context, settings: DatasetGANSettings) -> dict:
@@ -281,7 +286,7 @@ def datasetgan(ctx: Context) -> tuple[np.ndarray, dict]:
     else:
         folder = synthetic_folder(ctx, settings)
         data = SyntheticDataset(folder, settings.view or settings.num, settings.filter_ratio, settings.filter_rule)
-    merge = target_merge(_synthetic_targets(data), ctx.targets, str(folder))
+    merge = target_merge(_synthetic_targets(data, ctx.targets, folder), ctx.targets, str(folder))
     synthetic = ctx.images(data, None, merge, str(folder))
     key = short_hash([str(folder.resolve()), data.seeds])
     return ctx.train(synthetic, f"deeplab-{key}"), {
@@ -296,8 +301,8 @@ class TransferSettings:
     source_images: int = 2_000
     source_steps: int | None = None   # the source network's optimiser steps (None: segmentation.steps)
     elevation: tuple[float, float] = (20.0, 45.0)   # the target's is (0, 20)
-    fov: tuple[float, float] = (40.0, 60.0)         # the target's is (25, 40)
-    fill: tuple[float, float] = (0.45, 0.7)         # the target's is (0.65, 0.95)
+    fov: tuple[float, float] = (40.0, 60.0)         # the target's is (20, 35)
+    fill: tuple[float, float] = (0.45, 0.7)         # the target's is (0.75, 0.95)
 
 
 def pretrained_on_source(ctx: Context) -> torch.nn.Module:

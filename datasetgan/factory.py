@@ -7,10 +7,10 @@ Layout of an output folder:
         seed000000_label.png   uint8 class indices (segmentation)
         seed000000_js.npy      float16 (H, W) per-pixel JS divergence of the ensemble (segmentation)
         samples.json           per seed: z, image uncertainty score, and keypoints [[x, y, visible], ...]
-                               in label pixels (keypoints)
+                               in label pixels (a keypoint labeler, or a keypointer beside a segmentation one)
     index.json              written once every shard exists: the kept seeds after dropping the
                             `filter_ratio` most uncertain images (datasets.synthetic.filter_uncertain),
-                            with the settings and the class names (or keypoint names)
+                            with the settings and the class names and/or keypoint names
     coco.json               with --format coco: the kept samples as COCO, one RLE mask per class
 
 An interrupted run resumes: finished shards are never redone, a half-written one is redone, and so
@@ -69,13 +69,17 @@ def image_at_label_grid(image: Tensor, size: tuple[int, int], crop_rows: tuple[i
 
 def generate(backbone: Backbone, labeler: Labeler, classes: ClassSet | tuple[str, ...], out: Path,
              settings: FactorySettings, label_size: tuple[int, int], crop_rows: tuple[int, int] | None = None,
-             rank: int = 0, world: int = 1) -> dict | None:
+             rank: int = 0, world: int = 1, keypointer: Labeler | None = None,
+             keypoint_names: tuple[str, ...] = ()) -> dict | None:
     """Write this rank's shards, then (if every shard exists) index.json and coco.json. `classes`: the class
-    set of a segmentation labeler, or the keypoint names of a keypoint labeler. Returns the index when it was
-    written."""
+    set of a segmentation labeler, or the keypoint names of a keypoint labeler. keypointer: a keypoint labeler
+    on the same generator and label grid whose keypoints (named keypoint_names) every sample of a segmentation
+    labeler records too. Returns the index when it was written."""
     out = Path(out)
     if settings.coco and not isinstance(classes, ClassSet):
         raise ValueError("COCO export is for segmentation labels; this labeler gives keypoints")
+    if keypointer is not None and not (isinstance(classes, ClassSet) and keypoint_names):
+        raise ValueError("a keypointer adds named keypoints to a segmentation labeler's samples")
     seeds = list(range(settings.first_seed, settings.first_seed + settings.num))
     shards = [seeds[i:i + settings.shard_size] for i in range(0, len(seeds), settings.shard_size)]
     ours = [i for i in range(len(shards)) if i % world == rank]
@@ -92,11 +96,14 @@ def generate(backbone: Backbone, labeler: Labeler, classes: ClassSet | tuple[str
             chunk = shards[i][j:j + settings.batch]
             sample = backbone.sample(chunk)
             labels, js, score = labeler(sample)
+            keypoints = keypointer(sample)[0] if keypointer is not None else None
             images = image_at_label_grid(sample.image, label_size, crop_rows).cpu().numpy()
             for k, seed in enumerate(chunk):
                 name = f"seed{seed:06d}"
                 Image.fromarray(images[k]).save(tmp / f"{name}.png")
                 records[str(seed)] = {"score": float(score[k]), "z": backbone.z([seed])[0].cpu().tolist()}
+                if keypoints is not None:
+                    records[str(seed)]["keypoints"] = keypoints[k].cpu().tolist()
                 if js is None:
                     records[str(seed)]["keypoints"] = labels[k].cpu().tolist()
                     continue
@@ -109,7 +116,7 @@ def generate(backbone: Backbone, labeler: Labeler, classes: ClassSet | tuple[str
     bar.close()
     if not all(_finished(out, i, len(shards[i])) for i in range(len(shards))):
         return None
-    return _write_index(out, shards, classes, settings)
+    return _write_index(out, shards, classes, settings, keypoint_names if keypointer is not None else ())
 
 
 def _shard_dir(out: Path, index: int) -> Path:
@@ -123,7 +130,7 @@ def _finished(out: Path, index: int, size: int) -> bool:
 
 
 def _write_index(out: Path, shards: list[list[int]], classes: ClassSet | tuple[str, ...],
-                 settings: FactorySettings) -> dict:
+                 settings: FactorySettings, keypoint_names: tuple[str, ...] = ()) -> dict:
     """Keep the images filter_uncertain keeps (filter_ratio, filter_rule) and record them."""
     scores = {}
     for i, seeds in enumerate(shards):
@@ -131,6 +138,8 @@ def _write_index(out: Path, shards: list[list[int]], classes: ClassSet | tuple[s
         scores.update({s: samples[str(s)]["score"] for s in seeds})
     kept, dropped = filter_uncertain(scores, settings.filter_ratio, settings.filter_rule)
     names = {"classes": list(classes.names)} if isinstance(classes, ClassSet) else {"keypoint_names": list(classes)}
+    if keypoint_names:
+        names["keypoint_names"] = list(keypoint_names)
     index = {"settings": asdict(settings), **names, "kept": kept, "dropped": dropped,
              "files": {str(s): shard_file(s, settings.first_seed, settings.shard_size) for s in kept}}
     _atomic_text(out / "index.json", json.dumps(index, indent=1))

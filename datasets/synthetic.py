@@ -58,8 +58,8 @@ class SyntheticDataset(PartDataset):
             raise DatasetFormatError(index, "missing; `benchmark generate` writes it once every shard is done")
         data = read_json(index, "generated dataset index", ("settings", "kept", "files"))
         self.keypoint_names = tuple(data.get("keypoint_names", ()))
-        if not self.keypoint_names:
-            names = tuple(data["classes"])
+        if "classes" in data or not self.keypoint_names:   # part labels, maybe keypoints too
+            names = tuple(data.get("classes", ()))
             match = [c for c in CLASS_SETS.values() if c.names == names]
             if not match:
                 raise DatasetFormatError(index, f"a known class set, got classes {list(names)}")
@@ -95,12 +95,16 @@ class SyntheticDataset(PartDataset):
     def __getitem__(self, i: int) -> Sample:
         seed = self.seeds[i]
         stem = self.root / shard_file(seed, self.first_seed, self.shard_size)
+        keypoints = None
         if self.keypoint_names:
-            image = read_rgb(Path(f"{stem}.png"))
-            keypoints = np.asarray(self._records([seed])[seed]["keypoints"], np.float32)
-            return Sample(image, None, keypoints, meta={"seed": seed})
+            keypoints = np.asarray(self._records([seed])[seed].get("keypoints", ()), np.float32)
+            if keypoints.shape != (len(self.keypoint_names), 3):
+                raise DatasetFormatError(stem.parent / "samples.json", f"{len(self.keypoint_names)} keypoints "
+                                                                       f"(x, y, visible) for seed {seed}")
+        if getattr(self, "classes", None) is None:
+            return Sample(read_rgb(Path(f"{stem}.png")), None, keypoints, meta={"seed": seed})
         image, labels = read_image_and_labels(Path(f"{stem}.png"), Path(f"{stem}_label.png"))
-        return Sample(image, labels, meta={"seed": seed, "js": str(stem) + "_js.npy"})
+        return Sample(image, labels, keypoints, meta={"seed": seed, "js": str(stem) + "_js.npy"})
 
     def js(self, i: int) -> np.ndarray:
         """float16 (H, W): the ensemble's per-pixel JS divergence of sample i."""

@@ -1,6 +1,6 @@
 """Training views for the reconstructor: images with part labels, keypoints and cameras, held as
 tensors. Sources: toy renders (exact cameras, labels and keypoints; the upper bound); folders the
-label factory wrote (interpreter labels, cameras from the viewpoint regressor, no keypoints); and
+label factory wrote (interpreter labels and keypoints, cameras from the viewpoint regressor); and
 several views of each generated car by style mixing (GANverse3D's multi-view data)."""
 from __future__ import annotations
 
@@ -115,21 +115,34 @@ def toy_folder_views(root: str | Path) -> Views:
     return dataset_views(ToyDataset(root))
 
 
-def synthetic_views(root: str | Path, estimate_cameras, size: int) -> Views:
+def synthetic_views(root: str | Path, estimate_cameras, size: int, need_keypoints: bool = False) -> Views:
     """The kept samples of a label factory folder (`benchmark generate`), resized to size x size
     (bilinear images, nearest labels), cameras from estimate_cameras: uint8 (N, S, S, 3) -> float
-    (N, 4); no keypoints (visible 0)."""
+    (N, 4); the samples' keypoints (generate --keypoints-config) scaled to size, or none (visible 0), which
+    need_keypoints refuses before any work."""
+    index = Path(root) / "index.json"
     dataset = SyntheticDataset(root)
     classes = getattr(dataset, "classes", None)  # keypoint-only folders have none
     if classes != CAR_12:
-        raise DatasetFormatError(Path(root) / "index.json", f"part labels in {CAR_12.name}, got "
-                                                            f"{classes.name if classes else 'keypoints only'}")
+        raise DatasetFormatError(index, f"part labels in {CAR_12.name}, got "
+                                        f"{classes.name if classes else 'keypoints only'}")
+    if dataset.keypoint_names and dataset.keypoint_names != KEYPOINT_NAMES:
+        raise DatasetFormatError(index, f"the toy car's keypoints {', '.join(KEYPOINT_NAMES)}")
+    if need_keypoints and not dataset.keypoint_names:
+        raise DatasetFormatError(index, "keypoints for the reconstructor's keypoint loss: generate the set with "
+                                        "--keypoints-config, or train with --weight keypoints=0")
     if len(dataset) == 0:
-        raise DatasetFormatError(Path(root) / "index.json", "at least one kept sample")
-    pairs = [_resized(s.image, s.labels, size) for s in (dataset[i] for i in range(len(dataset)))]
-    images, labels = (list(x) for x in zip(*pairs))
+        raise DatasetFormatError(index, "at least one kept sample")
+    images, labels, keypoints = [], [], []
+    for sample in (dataset[i] for i in range(len(dataset))):
+        image, label = _resized(sample.image, sample.labels, size)
+        images.append(image), labels.append(label)
+        if sample.keypoints is None:
+            keypoints.append(_unlabelled_keypoints(1)[0])
+        else:   # label pixels -> view pixels (x, y scaled; visibility kept)
+            keypoints.append(sample.keypoints * [size / sample.labels.shape[1], size / sample.labels.shape[0], 1])
     cameras = estimate_cameras(torch.from_numpy(np.stack(images))).tolist()
-    return _stack(images, labels, _unlabelled_keypoints(len(images)), cameras)
+    return _stack(images, labels, keypoints, cameras)
 
 
 def mixed_views(backbone: Backbone, labeler: Labeler, estimate_cameras, identities: list[int], views_per_car: int,

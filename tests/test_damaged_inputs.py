@@ -279,6 +279,12 @@ def generate_config_without_generator(s, t):
     return ["generate", "--config", t / "c.yaml", "--num", 2, "--out", t / "out"], "c.yaml"
 
 
+def generate_part_config_as_keypoints(s, t):
+    shutil.copy(s / "interp.yaml", t / "kp.yaml")
+    return ["generate", "--config", s / "interp.yaml", "--keypoints-config", t / "kp.yaml", "--num", 2,
+            "--out", t / "out"], "kp.yaml"
+
+
 def tables_truncated_record(s, t):
     _copy(s, t, "results")
     return ["tables", "--suite", "parts", "--out", t / "results"], _cut(t / "results" / "runs" / "r1" / "record.json").name

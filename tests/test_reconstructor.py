@@ -7,10 +7,10 @@ from PIL import Image
 
 from datasetgan.backbone import Backbone
 from datasetgan.factory import FactorySettings, generate, image_at_label_grid
-from datasets.base import CheckpointFormatError
 from datasetgan.stylegan2 import Generator, GeneratorConfig
-from datasets.base import DatasetFormatError
+from datasets.base import CheckpointFormatError, DatasetFormatError
 from datasets.classes import CAR_5, CAR_12
+from datasets.synthetic import SyntheticDataset
 from datasets.toy import KEYPOINT_NAMES, ToySettings, build_car, sample_params
 from inverse_graphics import RasterSettings, look_at
 from inverse_graphics.evaluation import chamfer, evaluate, outer_surface_points, render_labels, surface_points
@@ -276,6 +276,34 @@ def test_synthetic_views_read_a_factory_folder(tmp_path):
     generate(_tiny_backbone(), box_labeler, CAR_5, tmp_path / "car5", FactorySettings(num=1), (8, 8))
     with pytest.raises(DatasetFormatError, match="car-12"):
         synthetic_views(tmp_path / "car5", fixed_cameras, size=64)
+
+
+def corner_keypointer(sample):
+    """A deterministic keypoint labeler: keypoint k at (k % 8 + 0.5, 2.5), visible when k is even."""
+    k = torch.arange(len(KEYPOINT_NAMES), dtype=torch.float32)
+    row = torch.stack([k % 8 + 0.5, torch.full_like(k, 2.5), (k % 2 == 0).float()], 1)
+    return row.expand(len(sample.image), -1, -1), None, torch.zeros(len(sample.image))
+
+
+def test_factory_keypoints_round_trip_into_the_reconstructors_views(tmp_path):
+    """Parts and keypoints of the same samples: written by the factory, read back by SyntheticDataset, scaled to
+    the views' size; a folder without keypoints is refused when the keypoint loss needs them."""
+    generate(_tiny_backbone(), box_labeler, CAR_12, tmp_path / "both", FactorySettings(num=3, filter_ratio=0.0),
+             (8, 8), keypointer=corner_keypointer, keypoint_names=KEYPOINT_NAMES)
+    data = SyntheticDataset(tmp_path / "both")
+    assert data.classes is CAR_12 and data.keypoint_names == KEYPOINT_NAMES
+    sample = data[1]
+    assert sample.labels.shape == (8, 8) and sample.keypoints.shape == (len(KEYPOINT_NAMES), 3)
+    k = np.arange(len(KEYPOINT_NAMES))
+    np.testing.assert_allclose(sample.keypoints, np.stack([k % 8 + 0.5, np.full(len(k), 2.5), k % 2 == 0], 1))
+    views = synthetic_views(tmp_path / "both", fixed_cameras, size=64, need_keypoints=True)
+    np.testing.assert_allclose(views.keypoints[0], sample.keypoints * [8, 8, 1])
+    generate(_tiny_backbone(), box_labeler, CAR_12, tmp_path / "parts", FactorySettings(num=2), (8, 8))
+    with pytest.raises(DatasetFormatError, match="index.json: keypoints for the reconstructor's keypoint loss"):
+        synthetic_views(tmp_path / "parts", fixed_cameras, size=64, need_keypoints=True)
+    with pytest.raises(ValueError, match="a keypointer adds named keypoints"):
+        generate(_tiny_backbone(), box_labeler, CAR_12, tmp_path / "x", FactorySettings(num=2), (8, 8),
+                 keypointer=corner_keypointer)
 
 
 def test_mixed_views_share_identity_layers(tmp_path):
