@@ -419,6 +419,26 @@ def interpreter_train(config_path, device):
     click.echo(f"interpreter: {out}")
 
 
+@interpreter.command("import")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="Interpreter config: its generator, classes and interpreter settings describe the members; the "
+                   "ensemble is written to its checkpoint.")
+@click.option("--official", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The official train_interpreter.py's output folder (model_0.pth, model_1.pth, ...).")
+@click.option("--device", default="cpu", help="cpu or cuda.")
+def interpreter_import(config_path, official, device):
+    """Bring an ensemble trained by the official DatasetGAN code under one of our configs, to generate with it.
+
+    \b
+    Example: benchmark interpreter import --config mine.yaml --official model_dir/car_20
+    """
+    from datasetgan.pipeline import import_official_from_config, project_path
+
+    out = import_official_from_config(configs.load(project_path(config_path), INTERPRETER_ENTRIES), Path(official),
+                                      device)
+    click.echo(f"interpreter: {out}")
+
+
 @interpreter.command("eval")
 @click.option("--config", "config_path", default=TOY_INTERPRETER_CONFIG, show_default=True,
               type=click.Path(dir_okay=False), help="Interpreter config (its trained checkpoint is evaluated).")

@@ -488,3 +488,22 @@ def load_ensemble(path: str | Path, device: str | torch.device = "cpu") -> tuple
     except (TypeError, ValueError, RuntimeError) as error:
         raise CheckpointFormatError(f"{path}: weights do not fit the saved config ({error})") from None
     return ensemble.to(device).eval(), config
+
+
+def load_official_members(folder: str | Path, config: InterpreterConfig) -> PixelEnsemble:
+    """The official train_interpreter.py's members, folder/model_{i}.pth for i < config.ensemble_size (each a
+    {"model_state_dict": ...} of an nn.DataParallel-wrapped pixel_classifier, whose layer layout ours shares), as
+    an ensemble in eval mode; a missing file or one that does not fit `config` fails naming it."""
+    ensemble = PixelEnsemble(config)
+    for i, member in enumerate(ensemble.members):
+        path = Path(folder) / f"model_{i}.pth"
+        saved = read_torch(path, "official interpreter member")
+        state = saved.get("model_state_dict", saved) if isinstance(saved, dict) else None
+        if not isinstance(state, dict):
+            raise CheckpointFormatError(f"{path}: expected {{'model_state_dict': ...}} as train_interpreter.py saves")
+        try:
+            member.load_state_dict({key.removeprefix("module."): value for key, value in state.items()})
+        except RuntimeError as error:
+            raise CheckpointFormatError(f"{path}: does not fit {config.num_classes} outputs on "
+                                        f"{sum(config.feature_channels)} feature channels ({error})") from None
+    return ensemble.eval()

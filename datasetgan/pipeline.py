@@ -28,7 +28,8 @@ import torch
 
 from datasetgan.annotations import Annotation, check_labels, features_of, read_labelme, read_mask_png
 from datasetgan.backbone import Backbone, Truncation
-from datasetgan.interpreter import InterpreterConfig, load_ensemble, predict, save_ensemble, train_ensemble
+from datasetgan.interpreter import (InterpreterConfig, load_ensemble, load_official_members, predict, save_ensemble,
+                                   train_ensemble)
 from datasetgan.loaders import load_generator_any
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS, load_stylegan1
 from datasets.base import ClassSet, DatasetFormatError
@@ -176,6 +177,18 @@ def train_from_config(config: dict, device: str = "cpu") -> Path:
     out = project_path(_require(config, "checkpoint", "config"))
     out.parent.mkdir(parents=True, exist_ok=True)
     save_ensemble(out, ensemble, cfg)
+    return out
+
+
+def import_official_from_config(config: dict, folder: Path, device: str = "cpu") -> Path:
+    """Bring the official code's trained members (folder/model_{i}.pth) under a config: its generator, classes and
+    `interpreter` settings give the ensemble's layout; written to the config's `checkpoint`, which it returns."""
+    check_interpreter_settings(config)
+    backbone, resolution, crop_rows = load_backbone(_require(config, "generator", "config"), device)
+    cfg = interpreter_config(config, backbone, resolution, crop_rows, targets(config))
+    out = project_path(_require(config, "checkpoint", "config"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_ensemble(out, load_official_members(folder, cfg), cfg)
     return out
 
 

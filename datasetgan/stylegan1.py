@@ -317,8 +317,11 @@ class MappingNetwork(nn.Module):
 
     def set_avg_latent(self, avg: Tensor | np.ndarray) -> None:
         """avg: float (w_dim,), or (N, w_dim) per layer with N >= num_ws (the release's (18, 512): rows beyond
-        num_ws are dropped, as the official model ignores the ws a 256-pixel synthesis does not use)."""
+        num_ws are dropped, as the official model ignores the ws a 256-pixel synthesis does not use), or (1, N,
+        w_dim), the batch of one that the official make_mean_latent returns."""
         avg = torch.as_tensor(avg, dtype=torch.float32)
+        if avg.dim() == 3 and avg.shape[0] == 1:
+            avg = avg[0]
         if avg.dim() == 1:
             avg = avg[None].expand(self.num_ws, -1)
         if avg.dim() != 2 or avg.shape[0] < self.num_ws or avg.shape[1] != self.avg_latent.shape[1]:

@@ -230,6 +230,14 @@ def interpreter_train_missing_labels_folder(s, t):
     return ["interpreter", "train", "--config", config], "labels"
 
 
+def interpreter_import_truncated_member(s, t):
+    (t / "official").mkdir()
+    shutil.copy(s / "interp.pt", t / "official" / "model_0.pth")
+    _cut(t / "official" / "model_0.pth")
+    return ["interpreter", "import", "--config", _interp_config(s, t, checkpoint=str(t / "out" / "i.pt")),
+            "--official", t / "official"], "model_0.pth"
+
+
 def interpreter_eval_no_dataset_json(s, t):
     _copy(s, t, "toy")
     (t / "toy" / "dataset.json").unlink()
@@ -421,8 +429,9 @@ def eval_3d_generator_as_checkpoint(s, t):
 
 
 CASES = [f for f in list(globals().values()) if inspect.isfunction(f) and list(inspect.signature(f).parameters) == ["s", "t"]]
-READS_FILES = {"run", "oracle", "tables", "toy", "datasets check", "gan train", "gan sample", "gan project", "gan quality",
-               "interpreter train", "interpreter eval", "generate", "export-car", "3d viewpoint", "3d train", "3d eval"}
+READS_FILES = {"run", "oracle", "tables", "toy", "datasets check", "gan train", "gan sample", "gan project",
+               "gan quality", "interpreter train", "interpreter import", "interpreter eval", "generate", "export-car",
+               "3d viewpoint", "3d train", "3d eval"}
 
 
 def _command(args: list) -> str:

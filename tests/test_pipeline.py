@@ -72,6 +72,34 @@ def test_generate_writes_a_cvat_segmentation_mask_folder(annotated):
     assert [back[f"seed{s:06d}"].tolist() for s in data.seeds] == [data[i].labels.tolist() for i in range(len(data))]
 
 
+def test_official_members_import_and_give_the_same_logits(annotated):
+    """Members saved as the official train_interpreter.py saves them (a DataParallel-wrapped classifier's
+    state dict under 'model_state_dict', one model_{i}.pth each) import into an identical ensemble."""
+    from datasetgan.interpreter import load_ensemble
+
+    config = annotated / "config.yaml"
+    _invoke("interpreter", "train", "--config", str(config))
+    ours, cfg = load_ensemble(annotated / "interp.pt")
+    official = annotated / "official"
+    official.mkdir()
+    for i, member in enumerate(ours.members):
+        torch.save({"model_state_dict": torch.nn.DataParallel(member).state_dict()}, official / f"model_{i}.pth")
+    assert next(iter(torch.load(official / "model_0.pth")["model_state_dict"])).startswith("module.")
+    imported = yaml.safe_load(config.read_text())
+    imported["checkpoint"] = str(annotated / "imported.pt")
+    (annotated / "imported.yaml").write_text(yaml.safe_dump(imported))
+    _invoke("interpreter", "import", "--config", str(annotated / "imported.yaml"), "--official", str(official))
+    theirs, their_cfg = load_ensemble(annotated / "imported.pt")
+    assert their_cfg.num_classes == cfg.num_classes and their_cfg.feature_channels == cfg.feature_channels
+    x = torch.randn(50, sum(cfg.feature_channels))
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(x), ours(x), rtol=0, atol=0)
+    (official / "model_1.pth").unlink()
+    result = CliRunner().invoke(cli, ["interpreter", "import", "--config", str(annotated / "imported.yaml"),
+                                      "--official", str(official)])
+    assert result.exit_code == 2 and "model_1.pth: no such official interpreter member" in result.output
+
+
 def test_annotation_labels_of_the_wrong_size_stop_training(annotated):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(annotated / "labels" / "000001.png")
     result = CliRunner().invoke(cli, ["interpreter", "train", "--config", str(annotated / "config.yaml")])

@@ -177,5 +177,7 @@ def test_truncation_moves_only_the_first_cutoff_layers():
     torch.testing.assert_close(trunc[:, :3], avg[:3].expand(3, -1, -1))
     torch.testing.assert_close(trunc[:, 3:], ws[:, 3:], rtol=0, atol=0)
     torch.testing.assert_close(half, (ws + avg[:8]) / 2)
+    G.mapping.set_avg_latent(avg[None].numpy())   # (1, 18, w_dim), as the official make_mean_latent returns
+    torch.testing.assert_close(G.mapping.avg_latent, avg[:8])
     with pytest.raises(ValueError, match=r"expected \(16,\) or \(N >= 8, 16\)"):
         G.mapping.set_avg_latent(torch.zeros(4, TINY.w_dim))
