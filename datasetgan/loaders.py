@@ -20,7 +20,7 @@ import io
 import pickle
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -285,17 +285,21 @@ def _get(state: dict, key: str, path: Path) -> Tensor:
 
 def _rosinality_config(state: dict, path: Path) -> GeneratorConfig:
     """Architecture from the tensors: mapping depth from style.*, resolution from the number of convs,
-    channels from the conv shapes (written as our channel_base / channel_max), lr_mul 0.01 (train.py's)."""
+    channels from the conv shapes (as our channel_base / channel_max where they follow that rule, as with
+    channel multipliers 1 and 2; else listed per block), lr_mul 0.01 (train.py's)."""
     n_mlp = len([k for k in state if re.fullmatch(r"style\.\d+\.weight", k)])
     n_blocks = len([k for k in state if re.fullmatch(r"convs\.\d+\.conv\.weight", k)]) // 2
     channels = {4: _get(state, "input.input", path).shape[1]}
     channels |= {4 * 2 ** (j + 1): _get(state, f"convs.{2 * j}.conv.weight", path).shape[1] for j in range(n_blocks)}
     style = _get(state, "style.1.weight", path)
-    return GeneratorConfig(
+    cfg = GeneratorConfig(
         z_dim=style.shape[1], w_dim=style.shape[0], resolution=4 * 2 ** n_blocks,
         img_channels=_get(state, "to_rgb1.conv.weight", path).shape[1],
         channel_base=max(r * c for r, c in channels.items()), channel_max=max(channels.values()),
         mapping_layers=n_mlp, mapping_lr_multiplier=0.01, conv_clamp=None)
+    if any(cfg.channels(r) != c for r, c in channels.items()):
+        cfg = replace(cfg, channel_list=tuple(channels[r] for r in sorted(channels)))
+    return cfg
 
 
 def _check_rosinality_keys(state: dict, pairs: list[_Pair], path: Path) -> None:

@@ -22,7 +22,8 @@ LRELU_GAIN = math.sqrt(2)
 
 @dataclass(frozen=True)
 class GeneratorConfig:
-    """Architecture of a StyleGAN2 generator; channels at resolution r = min(channel_base // r, channel_max)."""
+    """Architecture of a StyleGAN2 generator; channels at resolution r = min(channel_base // r, channel_max), unless
+    channel_list gives them per block (rosinality's channel multipliers above 2 follow no such rule)."""
 
     z_dim: int = 512
     w_dim: int = 512
@@ -33,8 +34,11 @@ class GeneratorConfig:
     mapping_layers: int = 8
     mapping_lr_multiplier: float = 0.01
     conv_clamp: float | None = 256.0  # clamp of conv outputs, as stylegan2-ada's default configs
+    channel_list: tuple[int, ...] | None = None  # channels of the blocks at 4, 8, ..., resolution; None: the rule
 
     def channels(self, res: int) -> int:
+        if self.channel_list is not None:
+            return self.channel_list[int(math.log2(res)) - 2]
         return min(self.channel_base // res, self.channel_max)
 
     @property

@@ -177,6 +177,19 @@ def test_rosinality_matches_its_own_formulas(tmp_path):
     torch.testing.assert_close(loaded.synthesis(loaded.mapping(z), noise)[0], expected, rtol=1e-5, atol=1e-5)
 
 
+def test_rosinality_of_any_channel_multiplier_loads(tmp_path):
+    """Channel multiplier 3 and up give widths that no min(base // r, max) rule makes (rosinality's 64-pixel blocks
+    widen past the 512 of the coarse ones): the loader lists them per block, and our checkpoint keeps the list."""
+    wide = dataclasses.replace(ROSINALITY, channel_list=(16, 16, 24), channel_base=16 * 24, channel_max=24)
+    G = random_generator(wide, seed=6)   # (base and max: what the loader reads off the widths; unused beside a list)
+    loaded = load_rosinality_pt(write_rosinality_pt(tmp_path / "wide.pt", G))
+    assert loaded.cfg.channel_list == (16, 16, 24)
+    assert_same_generator(loaded, G)
+    save_generator(loaded, tmp_path / "ours.pt")
+    assert_same_generator(load_generator_any(tmp_path / "ours.pt"), G)
+    assert load_rosinality_pt(write_rosinality_pt(tmp_path / "rule.pt", random_generator(ROSINALITY))).cfg.channel_list is None
+
+
 def test_rosinality_training_checkpoint_estimates_w_avg(tmp_path):
     G = random_generator(ROSINALITY, seed=4)
     loaded = load_rosinality_pt(write_rosinality_pt(tmp_path / "010000.pt", G, training=True))
