@@ -20,8 +20,8 @@ from inverse_graphics.reconstructor import (Reconstructor, ReconstructorConfig, 
 from inverse_graphics.render import render_uv_mesh, sample_uv
 from inverse_graphics.template import Template, TemplateSettings
 from inverse_graphics.training import ReconstructorTrainer, TrainSettings, loss_terms
-from inverse_graphics.viewpoint import (azimuth_error, decode, encode, estimate_cameras, load_viewpoint,
-                                        save_viewpoint, train_viewpoint)
+from inverse_graphics.viewpoint import (ViewpointConfig, azimuth_error, decode, encode, estimate_cameras,
+                                        load_viewpoint, mirrored, save_viewpoint, train_viewpoint, viewpoint_loss)
 from inverse_graphics.views import Views, mixed_views, synthetic_views, toy_views
 
 TINY = ReconstructorConfig(encoder="resnet10", texture_size=8)
@@ -234,13 +234,27 @@ def test_3d_eval_command_writes_a_record_per_checkpoint_and_the_table(tmp_path):
     assert len(list((tmp_path / "records").glob("*/record.json"))) == 1
 
 
+def _outputs_for(cameras, config: ViewpointConfig) -> torch.Tensor:
+    """The outputs a perfect regressor gives for cameras float (N, 4): one-hot bin logits, the true offsets."""
+    bin_, offset, rest = encode(cameras, config.azimuth_bins)
+    logits = torch.nn.functional.one_hot(bin_, config.azimuth_bins).float() * 20
+    offsets = torch.zeros(len(cameras), config.azimuth_bins).scatter(1, bin_[:, None], offset[:, None])
+    return torch.cat([logits, offsets, rest], 1)
+
+
 def test_viewpoint_regressor_targets_training_and_checkpoint(views, tmp_path):
-    cameras = torch.tensor([[350.0, 10.0, 9.0, 30.0]])
-    back = decode(encode(cameras), fov=30.0)
-    torch.testing.assert_close(back, cameras)
-    other_fov = decode(encode(cameras), fov=40.0)  # the same apparent size at another fov
+    cameras = torch.tensor([[350.0, 10.0, 9.0, 30.0], [7.5, 3.0, 6.0, 30.0], [186.0, 0.0, 7.0, 30.0]])
+    config = ViewpointConfig(fov=30.0)
+    torch.testing.assert_close(decode(_outputs_for(cameras, config), config), cameras)
+    other_fov = decode(_outputs_for(cameras, config), ViewpointConfig(fov=40.0))  # same apparent size, other fov
     torch.testing.assert_close(other_fov[:, 2] * np.tan(np.radians(20)), cameras[:, 2] * np.tan(np.radians(15)))
+    # a mirrored view: the car seen from 180 - azimuth
+    images = torch.rand(3, 3, 8, 8)
+    flipped, flipped_cameras = mirrored(images, cameras)
+    torch.testing.assert_close(flipped[..., 0], images[..., -1])
+    torch.testing.assert_close(flipped_cameras[:, 0], torch.tensor([190.0, 172.5, 354.0]))
     assert azimuth_error(torch.tensor([[355.0, 0, 1, 1]]), torch.tensor([[5.0, 0, 1, 1]])) == 10
+    assert viewpoint_loss(_outputs_for(cameras, config), cameras, config.azimuth_bins) < 1e-3
     model = train_viewpoint(views, steps=2, batch=4)
     save_viewpoint(tmp_path / "viewpoint.pt", model)
     loaded = load_viewpoint(tmp_path / "viewpoint.pt")
