@@ -20,17 +20,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from benchmark.cli import cli
-from datasetgan.gan_training import save_generator
-from datasetgan.stylegan2 import Generator, GeneratorConfig
 from datasets.toy import ToySettings, write_split
 from tests.fixtures import cub, pascal_part
+from tests.fixtures.annotated import build_annotated, invoke
 from tests.fixtures.images import truncate
-
-
-def _invoke(*args: str) -> str:
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 @pytest.fixture(scope="module")
@@ -38,29 +31,10 @@ def sound(tmp_path_factory) -> Path:
     """Sound inputs for every command, built once: a tiny generator, three annotated 16x16 images inverted into it,
     a trained interpreter and its config, a generated dataset, a toy split, a GAN run, a run record."""
     root = tmp_path_factory.mktemp("sound")
-    torch.manual_seed(0)
-    save_generator(Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=16, channel_base=64, channel_max=8,
-                                             mapping_layers=1)), root / "g.pt")
-    rng = np.random.RandomState(0)
-    for i in range(3):
-        labels = np.zeros((16, 16), np.uint8)
-        labels[4 + i:12, 2:14] = 1
-        (root / "labels").mkdir(exist_ok=True), (root / "images").mkdir(exist_ok=True)
-        Image.fromarray(labels).save(root / "labels" / f"{i:06d}.png")
-        Image.fromarray(rng.randint(0, 255, (16, 16, 3), dtype=np.uint8)).save(root / "images" / f"{i:06d}.png")
-    _invoke("gan", "project", "--checkpoint", root / "g.pt", "--images", root / "images", "--steps", "2",
-            "--out", root / "inv")
-    config = {"generator": {"checkpoint": str(root / "g.pt")}, "classes": "car-5",
-              "annotations": {"kind": "inverted", "latents": str(root / "inv" / "latents.npy"),
-                              "labels": str(root / "labels")},
-              "interpreter": {"ensemble_size": 2, "max_epochs": 1, "pixels_per_image": 64},
-              "checkpoint": str(root / "interp.pt")}
-    (root / "interp.yaml").write_text(yaml.safe_dump(config))
-    _invoke("interpreter", "train", "--config", root / "interp.yaml")
-    _invoke("generate", "--config", root / "interp.yaml", "--num", "3", "--shard-size", "2",
-            "--out", root / "synthetic")
+    build_annotated(root, train=True)
+    invoke("generate", "--config", root / "config.yaml", "--num", "3", "--shard-size", "2", "--out", root / "synthetic")
     write_split(root / "toy", "test", 2, ToySettings(resolution=64))
-    _invoke("gan", "train", "--data", root / "toy", "--run", root / "ganrun", "--iterations", "1")
+    invoke("gan", "train", "--data", root / "toy", "--run", root / "ganrun", "--iterations", "1")
     (root / "results" / "runs" / "r1").mkdir(parents=True)
     (root / "results" / "runs" / "r1" / "record.json").write_text(json.dumps({"suite": "parts", "cell": {}}))
     return root
@@ -72,8 +46,10 @@ def _copy(sound: Path, tmp: Path, *names: str) -> None:
 
 
 def _interp_config(sound: Path, tmp: Path, **changes) -> Path:
-    """The sound interpreter config with some entries changed (paths into tmp), written to tmp/interp.yaml."""
-    config = yaml.safe_load((sound / "interp.yaml").read_text())
+    """The sound interpreter config with some entries changed (paths into tmp; the checkpoint, unless changed, goes
+    to tmp/out/i.pt, an output), written to tmp/interp.yaml."""
+    config = yaml.safe_load((sound / "config.yaml").read_text())
+    config["checkpoint"] = str(tmp / "out" / "i.pt")
     for key, value in changes.items():
         section, _, field = key.partition("__")
         if field:
@@ -178,55 +154,53 @@ def interpreter_train_yaml_list(s, t):
 def interpreter_train_truncated_generator(s, t):
     _copy(s, t, "g.pt")
     _cut(t / "g.pt")
-    return ["interpreter", "train", "--config", _interp_config(s, t, generator={"checkpoint": str(t / "g.pt")},
-                                                                 checkpoint=str(t / "out" / "i.pt"))], "g.pt"
+    return ["interpreter", "train", "--config", _interp_config(s, t, generator={"checkpoint": str(t / "g.pt")})], "g.pt"
 
 
 def interpreter_train_truncated_latents(s, t):
     _copy(s, t, "inv")
     _cut(t / "inv" / "latents.npy")
-    config = _interp_config(s, t, annotations__latents=str(t / "inv" / "latents.npy"),
-                            checkpoint=str(t / "out" / "i.pt"))
+    config = _interp_config(s, t, annotations__latents=str(t / "inv" / "latents.npy"))
     return ["interpreter", "train", "--config", config], "latents.npy"
 
 
 def interpreter_train_no_inversion_json(s, t):
     _copy(s, t, "inv")
     (t / "inv" / "inversion.json").unlink()
-    config = _interp_config(s, t, annotations__latents=str(t / "inv" / "latents.npy"), checkpoint=str(t / "out" / "i.pt"))
+    config = _interp_config(s, t, annotations__latents=str(t / "inv" / "latents.npy"))
     return ["interpreter", "train", "--config", config], "inversion.json"
 
 
 def interpreter_train_truncated_inversion_json(s, t):
     _copy(s, t, "inv")
     _cut(t / "inv" / "inversion.json")
-    config = _interp_config(s, t, annotations__latents=str(t / "inv" / "latents.npy"), checkpoint=str(t / "out" / "i.pt"))
+    config = _interp_config(s, t, annotations__latents=str(t / "inv" / "latents.npy"))
     return ["interpreter", "train", "--config", config], "inversion.json"
 
 
 def interpreter_train_fewer_latents(s, t):
     _copy(s, t, "inv")
     np.save(t / "inv" / "latents.npy", np.load(t / "inv" / "latents.npy")[:2])
-    config = _interp_config(s, t, annotations__latents=str(t / "inv" / "latents.npy"), checkpoint=str(t / "out" / "i.pt"))
+    config = _interp_config(s, t, annotations__latents=str(t / "inv" / "latents.npy"))
     return ["interpreter", "train", "--config", config], "latents.npy"
 
 
 def interpreter_train_truncated_label(s, t):
     _copy(s, t, "labels")
     _cut(t / "labels" / "000002.png")
-    config = _interp_config(s, t, annotations__labels=str(t / "labels"), checkpoint=str(t / "out" / "i.pt"))
+    config = _interp_config(s, t, annotations__labels=str(t / "labels"))
     return ["interpreter", "train", "--config", config], "000002.png"
 
 
 def interpreter_train_label_of_another_size(s, t):
     _copy(s, t, "labels")
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(t / "labels" / "000001.png")
-    config = _interp_config(s, t, annotations__labels=str(t / "labels"), checkpoint=str(t / "out" / "i.pt"))
+    config = _interp_config(s, t, annotations__labels=str(t / "labels"))
     return ["interpreter", "train", "--config", config], "000001.png"
 
 
 def interpreter_train_missing_labels_folder(s, t):
-    config = _interp_config(s, t, annotations__labels=str(t / "labels"), checkpoint=str(t / "out" / "i.pt"))
+    config = _interp_config(s, t, annotations__labels=str(t / "labels"))
     return ["interpreter", "train", "--config", config], "labels"
 
 
@@ -234,29 +208,30 @@ def interpreter_import_truncated_member(s, t):
     (t / "official").mkdir()
     shutil.copy(s / "interp.pt", t / "official" / "model_0.pth")
     _cut(t / "official" / "model_0.pth")
-    return ["interpreter", "import", "--config", _interp_config(s, t, checkpoint=str(t / "out" / "i.pt")),
+    return ["interpreter", "import", "--config", _interp_config(s, t),
             "--official", t / "official"], "model_0.pth"
 
 
 def interpreter_eval_no_dataset_json(s, t):
     _copy(s, t, "toy")
     (t / "toy" / "dataset.json").unlink()
-    return ["interpreter", "eval", "--config", s / "interp.yaml", "--toy", t / "toy", "--n", 2, "--steps", 1,
+    return ["interpreter", "eval", "--config", s / "config.yaml", "--toy", t / "toy", "--n", 2, "--steps", 1,
             "--out", t / "out"], "dataset.json"
 
 
 def interpreter_eval_truncated_dataset_json(s, t):
     _copy(s, t, "toy")
     _cut(t / "toy" / "dataset.json")
-    return ["interpreter", "eval", "--config", s / "interp.yaml", "--toy", t / "toy", "--n", 2, "--steps", 1,
+    return ["interpreter", "eval", "--config", s / "config.yaml", "--toy", t / "toy", "--n", 2, "--steps", 1,
             "--out", t / "out"], "dataset.json"
 
 
 def interpreter_eval_truncated_checkpoint(s, t):
     _copy(s, t, "interp.pt")
     _cut(t / "interp.pt")
-    return ["interpreter", "eval", "--config", _interp_config(s, t, checkpoint=str(t / "interp.pt")), "--toy", s / "toy",
-            "--n", 2, "--steps", 1, "--out", t / "out"], "interp.pt"
+    config = _interp_config(s, t, checkpoint=str(t / "interp.pt"))
+    return ["interpreter", "eval", "--config", config, "--toy", s / "toy", "--n", 2, "--steps", 1,
+            "--out", t / "out"], "interp.pt"
 
 
 def generate_truncated_interpreter(s, t):
@@ -276,31 +251,33 @@ def generate_truncated_shard_record(s, t):
     _copy(s, t, "synthetic")
     (t / "synthetic" / "index.json").unlink()
     shard = next((t / "synthetic" / "shards").glob("*/samples.json"))
-    return ["generate", "--config", s / "interp.yaml", "--num", 3, "--shard-size", 2, "--out", t / "synthetic"], \
+    return ["generate", "--config", s / "config.yaml", "--num", 3, "--shard-size", 2, "--out", t / "synthetic"], \
         _cut(shard).name
 
 
 def generate_config_without_generator(s, t):
-    config = yaml.safe_load((s / "interp.yaml").read_text())
+    config = yaml.safe_load((s / "config.yaml").read_text())
     del config["generator"]
     _text(t / "c.yaml", yaml.safe_dump(config))
     return ["generate", "--config", t / "c.yaml", "--num", 2, "--out", t / "out"], "c.yaml"
 
 
 def generate_part_config_as_keypoints(s, t):
-    shutil.copy(s / "interp.yaml", t / "kp.yaml")
-    return ["generate", "--config", s / "interp.yaml", "--keypoints-config", t / "kp.yaml", "--num", 2,
+    shutil.copy(s / "config.yaml", t / "kp.yaml")
+    return ["generate", "--config", s / "config.yaml", "--keypoints-config", t / "kp.yaml", "--num", 2,
             "--out", t / "out"], "kp.yaml"
 
 
 def tables_truncated_record(s, t):
     _copy(s, t, "results")
-    return ["tables", "--suite", "parts", "--out", t / "results"], _cut(t / "results" / "runs" / "r1" / "record.json").name
+    record = _cut(t / "results" / "runs" / "r1" / "record.json")
+    return ["tables", "--suite", "parts", "--out", t / "results"], record.name
 
 
 def run_truncated_yaml(s, t):
     _text(t / "mine.yaml", "folds: [3\n")
-    return ["run", "--suite", "parts", "--profile", "quick", "--config", t / "mine.yaml", "--out", t / "out"], "mine.yaml"
+    return ["run", "--suite", "parts", "--profile", "quick", "--config", t / "mine.yaml", "--out", t / "out"], \
+        "mine.yaml"
 
 
 def run_truncated_weights(s, t):
@@ -406,13 +383,13 @@ def train_3d_truncated_state(s, t):
 def train_3d_generated_without_index(s, t):
     _copy(s, t, "synthetic")
     (t / "synthetic" / "index.json").unlink()
-    return ["3d", "train", "--generated", t / "synthetic", "--config", s / "interp.yaml", "--run", t / "out",
+    return ["3d", "train", "--generated", t / "synthetic", "--config", s / "config.yaml", "--run", t / "out",
             "--steps", 1], "index.json"
 
 
 def train_3d_truncated_viewpoint(s, t):
     shutil.copy(s / "g.pt", t / "v.pt")
-    return ["3d", "train", "--generated", s / "synthetic", "--config", s / "interp.yaml", "--viewpoint",
+    return ["3d", "train", "--generated", s / "synthetic", "--config", s / "config.yaml", "--viewpoint",
             _cut(t / "v.pt"), "--run", t / "out", "--steps", 1], "v.pt"
 
 
@@ -424,11 +401,12 @@ def eval_3d_truncated_checkpoint(s, t):
 
 def eval_3d_generator_as_checkpoint(s, t):
     shutil.copy(s / "g.pt", t / "recon.pt")
-    return ["3d", "eval", "--checkpoint", t / "recon.pt", "--seeds", "0-1", "--out", t / "out", "--tables", t / "out"], \
-        "recon.pt"
+    return ["3d", "eval", "--checkpoint", t / "recon.pt", "--seeds", "0-1", "--out", t / "out",
+            "--tables", t / "out"], "recon.pt"
 
 
-CASES = [f for f in list(globals().values()) if inspect.isfunction(f) and list(inspect.signature(f).parameters) == ["s", "t"]]
+CASES = [f for f in list(globals().values())   # every function of (s, t) above
+         if inspect.isfunction(f) and list(inspect.signature(f).parameters) == ["s", "t"]]
 READS_FILES = {"run", "oracle", "tables", "toy", "datasets check", "gan train", "gan sample", "gan project",
                "gan quality", "interpreter train", "interpreter import", "interpreter eval", "generate", "export-car",
                "3d viewpoint", "3d train", "3d eval"}

@@ -8,50 +8,25 @@ from click.testing import CliRunner
 from PIL import Image
 
 from benchmark.cli import cli
-from datasetgan.gan_training import save_generator
 from datasetgan.stylegan2 import Generator, GeneratorConfig
 from datasets.classes import CAR_5
 from datasets.synthetic import SyntheticDataset
-
-
-def _invoke(*args):
-    result = CliRunner().invoke(cli, list(args))
-    assert result.exit_code == 0, result.output
-    return result.output
+from tests.fixtures.annotated import build_annotated, invoke
 
 
 @pytest.fixture
 def annotated(tmp_path):
     """A tiny generator, 3 annotated 16x16 images inverted into it, and a config naming them."""
-    torch.manual_seed(0)
-    save_generator(Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=16, channel_base=64, channel_max=8,
-                                             mapping_layers=1)), tmp_path / "g.pt")
-    (tmp_path / "images").mkdir()
-    (tmp_path / "labels").mkdir()
-    rng = np.random.RandomState(0)
-    for i in range(3):
-        labels = np.zeros((16, 16), np.uint8)
-        labels[4 + i:12, 2:14] = 1
-        labels[10:14, 3:6] = 4
-        Image.fromarray(labels).save(tmp_path / "labels" / f"{i:06d}.png")
-        Image.fromarray(rng.randint(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i:06d}.png")
-    _invoke("gan", "project", "--checkpoint", str(tmp_path / "g.pt"), "--images", str(tmp_path / "images"),
-            "--steps", "3", "--out", str(tmp_path / "inv"))
-    config = {"generator": {"checkpoint": str(tmp_path / "g.pt")}, "classes": "car-5",
-              "annotations": {"kind": "inverted", "latents": str(tmp_path / "inv" / "latents.npy"),
-                              "labels": str(tmp_path / "labels")},
-              "interpreter": {"ensemble_size": 2, "max_epochs": 2, "pixels_per_image": 64},
-              "checkpoint": str(tmp_path / "interp.pt")}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    build_annotated(tmp_path)
     return tmp_path
 
 
 def test_train_then_generate_a_filtered_dataset(annotated):
     config = str(annotated / "config.yaml")
-    _invoke("interpreter", "train", "--config", config)
+    invoke("interpreter", "train", "--config", config)
     out = annotated / "synthetic"
-    output = _invoke("generate", "--config", config, "--num", "6", "--shard-size", "4", "--out", str(out),
-                     "--format", "coco", "--grid", str(annotated / "grid.png"))
+    output = invoke("generate", "--config", config, "--num", "6", "--shard-size", "4", "--out", str(out),
+                    "--format", "coco", "--grid", str(annotated / "grid.png"))
     assert "5 samples kept, 1 dropped" in output
     data = SyntheticDataset(out)
     assert data.classes is CAR_5 and len(data) == 5
@@ -65,8 +40,8 @@ def test_generate_writes_a_cvat_segmentation_mask_folder(annotated):
     from datasets.voc import read_voc
 
     config = str(annotated / "config.yaml")
-    _invoke("interpreter", "train", "--config", config)
-    output = _invoke("generate", "--config", config, "--num", "3", "--out", str(annotated / "gen"), "--format", "voc")
+    invoke("interpreter", "train", "--config", config)
+    output = invoke("generate", "--config", config, "--num", "3", "--out", str(annotated / "gen"), "--format", "voc")
     assert f"voc: {annotated / 'gen' / 'voc'}" in output
     data, back = SyntheticDataset(annotated / "gen"), read_voc(annotated / "gen" / "voc", CAR_5)
     assert [back[f"seed{s:06d}"].tolist() for s in data.seeds] == [data[i].labels.tolist() for i in range(len(data))]
@@ -78,7 +53,7 @@ def test_official_members_import_and_give_the_same_logits(annotated):
     from datasetgan.interpreter import load_ensemble
 
     config = annotated / "config.yaml"
-    _invoke("interpreter", "train", "--config", str(config))
+    invoke("interpreter", "train", "--config", str(config))
     ours, cfg = load_ensemble(annotated / "interp.pt")
     official = annotated / "official"
     official.mkdir()
@@ -88,7 +63,7 @@ def test_official_members_import_and_give_the_same_logits(annotated):
     imported = yaml.safe_load(config.read_text())
     imported["checkpoint"] = str(annotated / "imported.pt")
     (annotated / "imported.yaml").write_text(yaml.safe_dump(imported))
-    _invoke("interpreter", "import", "--config", str(annotated / "imported.yaml"), "--official", str(official))
+    invoke("interpreter", "import", "--config", str(annotated / "imported.yaml"), "--official", str(official))
     theirs, their_cfg = load_ensemble(annotated / "imported.pt")
     assert their_cfg.num_classes == cfg.num_classes and their_cfg.feature_channels == cfg.feature_channels
     x = torch.randn(50, sum(cfg.feature_channels))
@@ -96,7 +71,7 @@ def test_official_members_import_and_give_the_same_logits(annotated):
         torch.testing.assert_close(theirs(x), ours(x), rtol=0, atol=0)
     (official / "model_1.pth").unlink()
     result = CliRunner().invoke(cli, ["interpreter", "import", "--config", str(annotated / "imported.yaml"),
-                                      "--official", str(official)])
+                                "--official", str(official)])
     assert result.exit_code == 2 and "model_1.pth: no such official interpreter member" in result.output
 
 
@@ -115,10 +90,10 @@ def test_eval_by_inversion_scores_held_out_toy_images(annotated):
     config = yaml.safe_load((annotated / "config.yaml").read_text())
     config["classes"] = "car-12"
     (annotated / "config.yaml").write_text(yaml.safe_dump(config))
-    _invoke("interpreter", "train", "--config", str(annotated / "config.yaml"))
+    invoke("interpreter", "train", "--config", str(annotated / "config.yaml"))
     write_split(annotated / "toy", "test", 2, ToySettings(resolution=16))
-    output = _invoke("interpreter", "eval", "--config", str(annotated / "config.yaml"), "--toy", str(annotated / "toy"),
-                     "--n", "2", "--steps", "2", "--out", str(annotated / "results"))
+    output = invoke("interpreter", "eval", "--config", str(annotated / "config.yaml"), "--toy", str(annotated / "toy"),
+                    "--n", "2", "--steps", "2", "--out", str(annotated / "results"))
     record = json.loads(next((annotated / "results").glob("*/record.json")).read_text())
     assert record["images"] == 2 and 0 <= record["miou_official"] <= 1 and "mIoU" in output
     assert np.array(record["confusion"]).sum() == 2 * 16 * 16

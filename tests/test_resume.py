@@ -10,12 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
 
 from datasets.toy import ToySettings, write_split
+from tests.fixtures.annotated import build_annotated
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}   # one thread: the same arithmetic in every process
 
@@ -83,31 +83,8 @@ def test_3d_train_resumes_to_the_same_reconstructor(toy, tmp_path):
 
 
 def test_generate_resumes_to_byte_identical_files(tmp_path):
-    from datasetgan.gan_training import save_generator
-    from datasetgan.stylegan2 import Generator, GeneratorConfig
-
-    torch.manual_seed(0)
-    save_generator(Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=16, channel_base=64, channel_max=8,
-                                             mapping_layers=1)), tmp_path / "g.pt")
-    (tmp_path / "labels").mkdir()
-    (tmp_path / "images").mkdir()
-    rng = np.random.RandomState(0)
-    from PIL import Image
-    for i in range(2):
-        labels = np.zeros((16, 16), np.uint8)
-        labels[4 + i:12, 2:14] = 1
-        Image.fromarray(labels).save(tmp_path / "labels" / f"{i:06d}.png")
-        Image.fromarray(rng.randint(0, 255, (16, 16, 3), dtype=np.uint8)).save(tmp_path / "images" / f"{i:06d}.png")
-    _benchmark("gan", "project", "--checkpoint", tmp_path / "g.pt", "--images", tmp_path / "images", "--steps", 2,
-               "--out", tmp_path / "inv")
-    config = {"generator": {"checkpoint": str(tmp_path / "g.pt")}, "classes": "car-5",
-              "annotations": {"kind": "inverted", "latents": str(tmp_path / "inv" / "latents.npy"),
-                              "labels": str(tmp_path / "labels")},
-              "interpreter": {"ensemble_size": 2, "max_epochs": 1, "pixels_per_image": 64},
-              "checkpoint": str(tmp_path / "interp.pt")}
-    (tmp_path / "interp.yaml").write_text(yaml.safe_dump(config))
-    _benchmark("interpreter", "train", "--config", tmp_path / "interp.yaml")
-    args = ["generate", "--config", tmp_path / "interp.yaml", "--num", 600, "--shard-size", 2]
+    config = build_annotated(tmp_path, train=True)
+    args = ["generate", "--config", config, "--num", 600, "--shard-size", 2]
     _benchmark(*args, "--out", tmp_path / "whole")
     killed = tmp_path / "killed"
     output = _kill_then_rerun([*args, "--out", killed], lambda: (killed / "shards" / "shard_000000").exists())
