@@ -325,7 +325,14 @@ class GANTrainer:
             self._log_and_checkpoint(stats, start)
         if stats is not None and self.iteration % grid_every:
             self._grid()
+        self._save_stopping_files()
+
+    def _save_stopping_files(self) -> None:
+        """What a run leaves when it stops: training-bf16.pt (the state at half the size, to carry the run to
+        another machine) and log.json (the log, readable without torch)."""
         _atomic_save(_to_bfloat16(self._state()), self.run_dir / "training-bf16.pt")
+        atomic_write(self.run_dir / "log.json", lambda tmp: tmp.write_text(json.dumps(
+            {"options": _options_dict(self.opt), "iteration": self.iteration, "log": self.log}, indent=1)))
 
     def _log_and_checkpoint(self, stats: dict, start: float) -> None:
         """Log the step's losses and the EMA generator's layout and colour diversity (seeds 0-63; falling toward 0

@@ -1,4 +1,6 @@
 """Our StyleGAN2 generator and its training loop, on tiny real networks."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -96,6 +98,8 @@ def test_a_run_carried_in_bfloat16_resumes_elsewhere(tmp_path):
     first.train(2, checkpoint_every=2, grid_every=100)
     compact = tmp_path / "a" / "training-bf16.pt"
     assert compact.stat().st_size < 0.6 * (tmp_path / "a" / "training.pt").stat().st_size
+    log = json.loads((tmp_path / "a" / "log.json").read_text())
+    assert log["iteration"] == 2 and log["log"] == first.log and log["options"]["batch"] == 4
     carried = _tiny_trainer(tmp_path / "b", resume_from=compact)
     assert carried.iteration == 2 and carried.log == first.log
     for p, q in zip(first.G.parameters(), carried.G.parameters()):
