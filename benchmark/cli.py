@@ -167,13 +167,18 @@ def toy(split, count, out, resolution, grid):
     \b
     Example: benchmark toy --split test --n 16 --out toy16 --grid toy16.png
     """
+    from datasets.check import class_shares
     from datasets.toy import ToyDataset, ToySettings, write_split
     from datasets.visualize import save_label_grid
 
     root = _writable_dir(out)
     write_split(root, split, count, ToySettings(resolution=resolution))
+    dataset = ToyDataset(root)
+    click.echo(f"{len(dataset)} samples in {root}; per class, the share of all pixels and of images showing it:")
+    for name, (pixels, images) in class_shares(dataset).items():
+        click.echo(f"  {name:15s} {100 * pixels:6.2f} % of pixels, in {100 * images:5.1f} % of images")
     if grid:
-        save_label_grid(ToyDataset(root), grid)
+        save_label_grid(dataset, grid)
         click.echo(f"grid: {grid}")
 
 

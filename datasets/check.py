@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.base import IGNORE, ClassSet, DatasetFormatError
+from datasets.base import IGNORE, ClassSet, DatasetFormatError, PartDataset
 from datasets.registry import DATASETS, load, splits
 
 
@@ -59,6 +59,19 @@ class CheckReport:
             lines.append("problems:")
             lines += [f"  {p.path}: {p.expected}" for p in self.problems]
         return "\n".join(lines)
+
+
+def class_shares(dataset: PartDataset) -> dict[str, tuple[float, float]]:
+    """Per class of a labelled dataset: (the share of all its pixels, the share of its images that show the class),
+    ignored pixels left out; what tells how small the small parts are."""
+    k = len(dataset.classes)
+    pixels, images = np.zeros(k), np.zeros(k)
+    for i in range(len(dataset)):
+        counts = np.bincount(dataset[i].labels[dataset[i].labels != IGNORE].ravel(), minlength=k)[:k]
+        pixels += counts
+        images += counts > 0
+    return {name: (pixels[c] / max(pixels.sum(), 1), images[c] / max(len(dataset), 1))
+            for c, name in enumerate(dataset.classes.names)}
 
 
 def check_dataset(name: str, root: Path) -> CheckReport:

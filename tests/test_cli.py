@@ -68,6 +68,8 @@ def test_toy_command_writes_samples_and_grid(tmp_path):
                                       "--grid", str(grid)])
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "t" / "images").glob("*.png"))) == 3 and grid.stat().st_size > 0
+    shares = dict(line.split(maxsplit=1) for line in result.output.splitlines() if line.startswith("  background"))
+    assert "% of pixels, in 100.0 % of images" in shares["background"]   # every image has background
 
 
 def test_python_m_benchmark_is_the_same_command():

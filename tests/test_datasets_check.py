@@ -123,3 +123,24 @@ def test_cli_exit_codes(tmp_path):
     bad = runner.invoke(cli, ["datasets", "check", "car-20", "--root", str(damaged)])
     assert bad.exit_code == 1, bad.output
     assert "3 problems" in bad.output and "mask_10.npy" in bad.output
+
+
+def test_class_shares_count_pixels_and_images():
+    from datasets.base import IGNORE, PartDataset, Sample
+    from datasets.check import class_shares
+    from datasets.classes import CAR_5
+
+    class Two(PartDataset):
+        classes = CAR_5
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            labels = np.zeros((2, 4), np.int64)
+            labels[0, :i + 1] = 4          # image 0: one wheel pixel, image 1: two
+            labels[1, 3] = IGNORE          # not counted
+            return Sample(np.zeros((2, 4, 3), np.uint8), labels)
+
+    shares = class_shares(Two())
+    assert shares["wheel"] == (3 / 14, 1.0) and shares["background"] == (11 / 14, 1.0) and shares["body"] == (0, 0)
