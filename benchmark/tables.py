@@ -1,7 +1,8 @@
-"""Tables from run records only: <out>/tables/<suite>.csv (raw floats; mIoU and PCK in percent, the L2
-heatmap loss as is) and .tex (rounded when formatted), one tabular per paper table, rows as the paper's
-(variants, or selection strategies), a column group per test set or sweep value and metric, with the
-paper's figure beside ours where one exists; the ablations also get the paper's Fig. 6 as a PNG.
+"""Tables from run records only: <out>/tables/<suite>.csv, tidy: one row per (table, row, column, metric) cell
+with raw floats (mIoU and PCK in percent, the L2 heatmap loss as is: rounded only when formatted), and, made
+from it, .tex and .md: one table per paper table, rows as the paper's (variants, or selection strategies), a
+column group per test set or sweep value and metric, with the paper's figure beside ours where one exists;
+the ablations also get the paper's Fig. 6 as a PNG.
 
 Every record names its cell (table, row, column, round), its training seed and where the paper's
 figure is looked up (benchmark/paper_numbers.csv: table, row, column, metric, value, std, source; a
@@ -103,10 +104,11 @@ def per_class(out: Path, suite: str) -> pd.DataFrame:
 
 
 def build(out: Path, suite: str) -> pd.DataFrame:
-    """The long table: one row per (table, row, column, metric) cell in the suite's run order (each record's
+    """The tidy table: one row per (table, row, column, metric) cell in the suite's run order (each record's
     `order`): ours (mean, seed std, seeds, fold std), the paper's figure for it, ours minus the paper's, how
-    many records and rounds it comes from, and the setup's ceiling (oracle mIoU, segmentation only). Keypoint
-    tables get a row ALL_ZERO_ROW with the L2 of all-zero heatmaps on each test set."""
+    many records and rounds it comes from, the folders of the records its figure averages (record_ids), and
+    the setup's ceiling (oracle mIoU, segmentation only). Keypoint tables get a row ALL_ZERO_ROW with the L2
+    of all-zero heatmaps on each test set."""
     records = load_records(out, suite)
     if not records:
         raise ConfigError(f"no run records of suite {suite!r} under {Path(out) / 'runs'}; run `benchmark run` first")
@@ -132,7 +134,8 @@ def build(out: Path, suite: str) -> pd.DataFrame:
                          "paper_std": np.nan if figure is None or pd.isna(figure["std"]) else float(figure["std"]),
                          "paper_source": None if figure is None else figure.source,
                          "delta": np.nan if figure is None else mean - float(figure.value),
-                         "records": counts[(table, row, column)], "latest_record": last["path"],
+                         "records": counts[(table, row, column)],
+                         "record_ids": " ".join(sorted(Path(r["path"]).name for r in cell.values())),
                          "_order": last.get("order", 0)})
         if "l2_all_zero_heatmaps" in last:
             floors[table, column] = (last["l2_all_zero_heatmaps"], last["test_set"], last["profile"])
@@ -143,27 +146,13 @@ def build(out: Path, suite: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
-WIDE_FIELDS = ("mean", "seed_std", "seeds", "fold_std", "paper", "paper_std", "delta", "paper_column", "records")
-
-
-def wide(table: pd.DataFrame) -> pd.DataFrame:
-    """The long table as one row per (table, row), columns '<column>:<metric>:<field>' for each of
-    WIDE_FIELDS (raw floats)."""
-    keys = list(dict.fromkeys(zip(table.table, table.row)))
-    out = pd.DataFrame({"table": [k[0] for k in keys], "row": [k[1] for k in keys]})
-    indexed = table.set_index(["table", "row", "column", "metric"])
-    for column, metric in dict.fromkeys(zip(table.column, table.metric)):
-        for name in WIDE_FIELDS:
-            out[f"{column}:{metric}:{name}"] = [indexed[name].get((t, r, column, metric), np.nan) for t, r in keys]
-    return out
-
-
-def _format(metric: str, mean, std) -> str:
+def _format(metric: str, mean, std, pm: str) -> str:
+    """mean (and `pm` std when known), rounded as the metric is shown; "--" when there is no figure."""
     if pd.isna(mean):
         return "--"
     number = "{:.2e}" if metric in RAW_METRICS else "{:.2f}"
     text = number.format(mean)
-    return text if pd.isna(std) else f"{text} $\\pm$ {number.format(std)}"
+    return text if pd.isna(std) else f"{text}{pm}{number.format(std)}"
 
 
 def _delta(metric: str, delta) -> str:
@@ -172,10 +161,10 @@ def _delta(metric: str, delta) -> str:
     return f"{delta:+.2e}" if metric in RAW_METRICS else f"{delta:+.2f}"
 
 
-def to_latex(table: pd.DataFrame, suite: str) -> str:
-    """One LaTeX table per paper table: rows as the paper's, per column and metric ours (mean +- std), the
-    paper's figure for the column it stands in for, and ours minus the paper's."""
-    parts = []
+def _shown(table: pd.DataFrame, pm: str):
+    """(paper table name, its rows, frame of formatted cells with (column head, Ours/Paper/Delta) columns) per paper
+    table: rows as the paper's, per column and metric ours (mean `pm` std), the paper's figure for the column it
+    stands in for, and ours minus the paper's."""
     for name in dict.fromkeys(table.table):
         part = table[table.table == name]
         rows = list(dict.fromkeys(part.row))
@@ -186,16 +175,32 @@ def to_latex(table: pd.DataFrame, suite: str) -> str:
             stands = [c for c in dict.fromkeys(cells.paper_column) if isinstance(c, str) and c != column]
             head = f"{column}{' ' + metric if len(metrics) > 1 else ''}"
             head += f" (paper: {', '.join(stands)})" if stands else ""
-            head = head.replace("%", "\\%")
-            shown[(head, "Ours")] = [_format(metric, m, s) for m, s in zip(cells["mean"], cells["seed_std"])]
-            shown[(head, "Paper")] = [_format(metric, m, s) for m, s in zip(cells.paper, cells.paper_std)]
+            shown[(head, "Ours")] = [_format(metric, m, s, pm) for m, s in zip(cells["mean"], cells["seed_std"])]
+            shown[(head, "Paper")] = [_format(metric, m, s, pm) for m, s in zip(cells.paper, cells.paper_std)]
             shown[(head, "Delta")] = [_delta(metric, d) for d in cells.delta]
-        frame = pd.DataFrame(shown)
-        frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+        yield name, part, pd.DataFrame(shown)
+
+
+def to_latex(table: pd.DataFrame, suite: str) -> str:
+    """One LaTeX table per paper table (_shown), its caption saying what the +- is and the setup's ceilings."""
+    parts = []
+    for name, part, frame in _shown(table, " $\\pm$ "):
+        frame.columns = pd.MultiIndex.from_tuples([(head.replace("%", "\\%"), kind) for head, kind in frame.columns])
         caption = CAPTIONS.get(name, f"Table {name}")
         parts.append(frame.to_latex(index=False, escape=False, multicolumn_format="c",
                                     caption=f"Suite {suite}. {caption}; {_spread(part)}, the paper's figure where "
                                             f"one exists.{_ceilings(part)}"))
+    return "\n".join(parts)
+
+
+def to_markdown(table: pd.DataFrame, suite: str) -> str:
+    """The same tables in Markdown, each under its caption (LaTeX markup dropped)."""
+    parts = []
+    for name, part, frame in _shown(table, " ± "):
+        frame.columns = [f"{head}: {kind.lower()}" if head else kind for head, kind in frame.columns]
+        caption = f"{CAPTIONS.get(name, f'Table {name}')}; {_spread(part)}.{_ceilings(part)}"
+        parts.append(f"**Suite {suite}. {caption.replace(chr(92), '').replace('$pm$', '±')}**\n\n"
+                     f"{frame.to_markdown(index=False, disable_numparse=True)}\n")
     return "\n".join(parts)
 
 
@@ -250,15 +255,16 @@ def plot_fig6(table: pd.DataFrame, path: Path) -> Path:
 
 
 def write_tables(out: Path, suite: str) -> tuple[Path, Path, pd.DataFrame]:
-    """Write out/tables/<suite>.csv (wide()) and .tex from the records, out/tables/<suite>-per-class.csv
+    """Write out/tables/<suite>.csv (build(), tidy), .tex and .md from the records, out/tables/<suite>-per-class.csv
     (per_class) when the suite has segmentation records, and out/tables/<suite>-fig6.png when the records hold
-    Fig. 6's runs; returns the CSV and LaTeX paths and the long table."""
+    Fig. 6's runs; returns the CSV and LaTeX paths and the tidy table."""
     table = build(out, suite)
     folder = Path(out) / "tables"
     folder.mkdir(parents=True, exist_ok=True)
     csv, tex = folder / f"{suite}.csv", folder / f"{suite}.tex"
-    wide(table).to_csv(csv, index=False)
+    table.to_csv(csv, index=False)
     tex.write_text(to_latex(table, suite))
+    (folder / f"{suite}.md").write_text(to_markdown(table, suite))
     classes = per_class(out, suite)
     if not classes.empty:
         classes.to_csv(folder / f"{suite}-per-class.csv", index=False)

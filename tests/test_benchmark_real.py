@@ -2,7 +2,6 @@
 network come from the config's `real` entry; every problem with them stops the run before training."""
 import json
 
-import pandas as pd
 import pytest
 import torch
 
@@ -10,7 +9,7 @@ from benchmark.segmentation import SegmentationSettings, build_network
 from benchmark.sources import class_merge
 from datasets.classes import CAR_5, CAR_20
 from tests.fixtures.images import photo, save
-from tests.fixtures.suites import REDUCED, run_quick
+from tests.fixtures.suites import REDUCED, cells, run_quick
 
 SEGMENTATION = {**REDUCED["segmentation"], "resolution": 16}
 
@@ -46,8 +45,9 @@ def test_transfer_and_semi_run_on_a_real_test_set(tmp_path):
         assert record["facts"]["training_images"] == 3   # car-20's annotated images, merged to the 5 parts
     assert records["semi"]["facts"]["unlabelled_images"] == 4   # the first semi.unlabelled of the pool
     assert records["transfer"]["facts"]["source"] == {"weights": str(tmp_path / "coco.pth"), "labelled_set": "car-20"}
-    table = pd.read_csv(tmp_path / "out" / "tables" / "parts.csv")
-    assert table.row.tolist() == ["transfer", "semi"] and table["pascal-car-5:miou:mean"].between(0, 100).all()
+    table = cells(tmp_path / "out" / "tables" / "parts.csv")
+    assert table.index.tolist() == [("transfer", "pascal-car-5", "miou"), ("semi", "pascal-car-5", "miou")]
+    assert table["mean"].between(0, 100).all()
 
 
 def test_two_declared_merges_make_one():

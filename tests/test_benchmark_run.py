@@ -8,7 +8,7 @@ import yaml
 from benchmark import configs
 from benchmark.suites import check
 from benchmark.variants import VARIANTS
-from tests.fixtures.suites import REDUCED, run_quick
+from tests.fixtures.suites import REDUCED, cells, run_quick
 
 def test_variants_are_a_plain_dict():
     assert list(VARIANTS) == ["transfer", "semi", "datasetgan", "supervised"]
@@ -22,10 +22,12 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     result = run_quick(tmp_path, REDUCED)
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
-    table = pd.read_csv(out / "tables" / "parts.csv")
-    assert table.row.tolist() == ["transfer", "semi", "datasetgan", "supervised"]   # one row per variant
-    assert table["toy-car-12:miou:mean"].between(0, 100).all() and (table["toy-car-12:miou:fold_std"] >= 0).all()
-    assert table.set_index("row").loc["datasetgan", "toy-car-12:miou:paper"] == 45.64
+    table = cells(out / "tables" / "parts.csv")
+    assert table.index.get_level_values("row").tolist() == ["transfer", "semi", "datasetgan", "supervised"]
+    assert table["mean"].between(0, 100).all() and (table.fold_std >= 0).all()   # one row per variant's cell
+    assert table.loc[("datasetgan", "toy-car-12", "miou"), "paper"] == 45.64
+    assert all(len(ids.split()) == 1 for ids in table.record_ids)
+    assert "| datasetgan |" in (out / "tables" / "parts.md").read_text()
     assert "1 seed a cell" in (out / "tables" / "parts.tex").read_text()
     records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/record.json"))]
     assert len(records) == 4
@@ -42,9 +44,9 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     again = run_quick(tmp_path, REDUCED)   # resumes from the finished checkpoints: nothing is trained again
     assert again.exit_code == 0, again.output
     assert len(list((out / "runs").glob("*/record.json"))) == 8
-    rerun = pd.read_csv(out / "tables" / "parts.csv")
-    assert (rerun["toy-car-12:miou:records"] == 2).all()
-    pd.testing.assert_series_equal(rerun["toy-car-12:miou:mean"], table["toy-car-12:miou:mean"])
+    rerun = cells(out / "tables" / "parts.csv")
+    assert (rerun.records == 2).all()
+    pd.testing.assert_series_equal(rerun["mean"], table["mean"])
     # a finished synthetic set given as such, merged onto a 5-class test set
     synthetic = next((out / "work").rglob("synthetic-*"))
     given = run_quick(tmp_path, {**REDUCED, "variants": ["datasetgan"], "test_sets": ["toy-car-5"],

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from benchmark.cli import cli
 from benchmark.configs import ConfigError
 from benchmark.records import write_record
-from benchmark.tables import build, paper_numbers, per_class, wide, write_tables
+from benchmark.tables import build, paper_numbers, per_class, write_tables
 
 
 def _cv(mean):
@@ -52,10 +52,14 @@ def test_table_rows_paper_figures_and_deltas(tmp_path):
     assert table.set_index("row").loc["transfer"].paper == 24.85
     assert pd.isna(table.set_index("row").loc["supervised"].paper)   # no published ADE-Car-12 figure
     csv, tex, _ = write_tables(tmp_path, "parts")
-    assert pd.read_csv(csv).shape[0] == 3
+    tidy = pd.read_csv(csv)   # one row per cell, raw floats, the records it averages named
+    assert tidy.shape[0] == 3 and tidy.set_index("row").loc["datasetgan", "mean"] == pytest.approx(50.0)
+    assert tidy.set_index("row").loc["datasetgan", "record_ids"] == table.set_index("row").loc["datasetgan"].record_ids
     text = tex.read_text()
     assert "& 50.00 &" in text and "45.64" in text and "+4.36" in text and "\\begin{tabular}" in text
     assert "1 seed a cell" in text
+    markdown = (csv.parent / "parts.md").read_text()
+    assert "| datasetgan | 50.00" in markdown and "Part segmentation (paper Table 1): mIoU (%)" in markdown
 
 
 def test_a_cell_is_the_mean_over_training_seeds_with_their_std_and_the_setups_ceiling(tmp_path):
@@ -73,12 +77,11 @@ def test_one_row_per_variant_and_columns_per_test_set(tmp_path):
     _record(tmp_path, "datasetgan", 0.5, order=0)
     _record(tmp_path, "datasetgan", 0.6, column="toy-car-5", paper_column="ade-car-5", order=1)
     _record(tmp_path, "transfer", 0.2, column="toy-car-5", paper_column="ade-car-5", order=2)
-    table = wide(build(tmp_path, "parts"))
-    assert table.row.tolist() == ["datasetgan", "transfer"]
-    row = table.set_index("row").loc["datasetgan"]
-    assert row["toy-car-12:miou:mean"] == pytest.approx(50.0) and row["toy-car-5:miou:mean"] == pytest.approx(60.0)
-    assert row["toy-car-5:miou:paper"] == 57.77
-    assert pd.isna(table.set_index("row").loc["transfer", "toy-car-12:miou:mean"])   # not run there
+    table = build(tmp_path, "parts").set_index(["row", "column"])
+    assert list(table.index) == [("datasetgan", "toy-car-12"), ("datasetgan", "toy-car-5"), ("transfer", "toy-car-5")]
+    assert table.loc[("datasetgan", "toy-car-12"), "mean"] == pytest.approx(50.0)
+    assert table.loc[("datasetgan", "toy-car-5"), "mean"] == pytest.approx(60.0)
+    assert table.loc[("datasetgan", "toy-car-5"), "paper"] == 57.77   # transfer was not run on toy-car-12
     _, tex, _ = write_tables(tmp_path, "parts")
     assert "toy-car-5 (paper: ade-car-5)" in tex.read_text() and "\\multicolumn{3}{c}" in tex.read_text()
 
