@@ -11,7 +11,7 @@ import yaml
 from tqdm import tqdm
 
 from benchmark import configs
-from datasets.base import InputError
+from datasets.base import CheckpointFormatError, InputError
 from datasetgan.gan_training import TOY_GAN
 from datasets.registry import DATASETS
 from downstream.turntable import COLOR_BY
@@ -718,6 +718,9 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
         views, source = toy_folder_views(toy_root), f"toy:{toy_root}"
     else:
         regressor = load_viewpoint(_existing_file(viewpoint, "--viewpoint"), device)
+        if regressor.config.image_size != config.image_size:
+            raise CheckpointFormatError(f"{viewpoint}: a viewpoint regressor for {config.image_size}-pixel views, "
+                                        f"got one for {regressor.config.image_size}")
         cameras = functools.partial(estimate_cameras, regressor)
         if generated:
             views = synthetic_views(generated, cameras, config.image_size, need_keypoints=loss_weights.keypoints > 0)

@@ -393,6 +393,14 @@ def train_3d_truncated_viewpoint(s, t):
             _cut(t / "v.pt"), "--run", t / "out", "--steps", 1], "v.pt"
 
 
+def train_3d_viewpoint_of_another_size(s, t):
+    from inverse_graphics.viewpoint import ViewpointConfig, ViewpointRegressor, save_viewpoint
+
+    save_viewpoint(t / "v32.pt", ViewpointRegressor(ViewpointConfig(image_size=32)))
+    return ["3d", "train", "--generated", s / "synthetic", "--viewpoint", t / "v32.pt", "--run", t / "out",
+            "--steps", 1], "v32.pt"
+
+
 def eval_3d_truncated_checkpoint(s, t):
     shutil.copy(s / "g.pt", t / "recon.pt")
     return ["3d", "eval", "--checkpoint", _cut(t / "recon.pt"), "--seeds", "0-1", "--out", t / "out",
