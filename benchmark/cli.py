@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from benchmark import configs
 from datasets.base import CheckpointFormatError, InputError
+from datasets.classes import CLASS_SETS
 from datasetgan.gan_training import TOY_GAN
 from datasets.registry import DATASETS
 from downstream.turntable import COLOR_BY
@@ -406,6 +407,38 @@ INTERPRETER_TRAIN_ENTRIES = (*INTERPRETER_ENTRIES, "annotations")
 @cli.group()
 def interpreter():
     """The Style Interpreter: an ensemble of per-pixel MLPs on GAN features."""
+
+
+@cli.group()
+def annotate():
+    """Annotate samples of one's own GAN: prepare the images, their latents and a config."""
+
+
+@annotate.command("prepare")
+@CHECKPOINT_OPTION
+@click.option("--n", "count", type=click.IntRange(min=1), default=16, help="How many samples (the paper: 16 cars).")
+@click.option("--first-seed", type=click.IntRange(min=0), default=0)
+@click.option("--classes", type=click.Choice(sorted(CLASS_SETS)), default="car-12",
+              help="The class set the masks will use.")
+@click.option("--truncation-psi", type=float, default=0.7, help="As the factory samples (the official code's 0.7).")
+@click.option("--out", required=True, help="Folder for images/, labels/, latents.npy, inversion.json, config.yaml.")
+def annotate_prepare(checkpoint, count, first_seed, classes, truncation_psi, out):
+    """Write N samples of a generator to annotate, their latents and noise seeds, and an interpreter config that
+    trains on them once labels/ holds one mask PNG per image (class indices, or the class set's palette colours;
+    the image's name).
+
+    \b
+    Example: benchmark annotate prepare --checkpoint network.pkl --n 16 --out mine
+             ... annotate mine/images/*.png into mine/labels/ ...
+             benchmark interpreter train --config mine/config.yaml
+    """
+    from datasetgan.pipeline import prepare_annotation
+
+    generator = {"checkpoint": str(_existing_file(checkpoint, "--checkpoint")), "truncation_psi": truncation_psi}
+    seeds = list(range(first_seed, first_seed + count))
+    config = prepare_annotation(generator, classes, seeds, _writable_dir(out))
+    click.echo(f"{count} images to annotate in {Path(out) / 'images'}; put one mask per image, same name, in "
+               f"{Path(out) / 'labels'}, then: benchmark interpreter train --config {config}")
 
 
 @interpreter.command("train")

@@ -20,11 +20,13 @@ Relative paths are taken from the project root.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from datasetgan.annotations import Annotation, check_labels, features_of, read_labelme, read_mask_png
 from datasetgan.backbone import Backbone, Truncation
@@ -118,6 +120,10 @@ def load_annotations(spec: dict, classes: ClassSet | tuple[str, ...], size: tupl
                                str(folder / f"{Path(name).stem}.json"), ws=w, noise_seed=seed)
                     for name, w, seed in zip(names, ws, seeds)]
         folder = project_path(_require(spec, "labels", "annotations"))
+        strays = sorted(p for p in list_files(folder, (".png",), "annotation masks") if p.name not in names)
+        if strays:
+            raise DatasetFormatError(strays[0], f"a mask of an image {latents.parent / 'inversion.json'} names "
+                                                f"({len(strays)} such masks in {folder})")
         return [Annotation(check_labels(read_mask_png(folder / name, classes), size, classes, str(folder / name)),
                            str(folder / name), ws=w, noise_seed=seed) for name, w, seed in zip(names, ws, seeds)]
     if kind == "release":
@@ -178,6 +184,38 @@ def train_from_config(config: dict, device: str = "cpu") -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     save_ensemble(out, ensemble, cfg)
     return out
+
+
+def prepare_annotation(generator: dict, classes: str, seeds: list[int], out: Path, device: str = "cpu") -> Path:
+    """Everything needed to annotate GAN samples of one's own generator: out/images/seed{S}.png (the samples of
+    `seeds` at the label grid, as the factory draws them: truncated z, each seed's own noise), out/latents.npy
+    (their w+, float32 (N, num_ws, w_dim)) and out/inversion.json (image names and noise seeds, the layout `gan
+    project` writes, so the annotations' kind is `inverted`), an empty out/labels/ for one mask PNG per image
+    (class indices, or the class set's palette colours; same names), and out/config.yaml, an interpreter config
+    naming them all; returns the config's path."""
+    from PIL import Image
+
+    from datasetgan.factory import image_at_label_grid
+
+    class_set(classes)   # an unknown name fails here, before anything is written
+    backbone, resolution, crop_rows = load_backbone(generator, device)
+    size = (crop_rows[1] - crop_rows[0], resolution) if crop_rows else (resolution, resolution)
+    with torch.no_grad():
+        ws = backbone.ws(backbone.z(seeds))
+    images = image_at_label_grid(backbone.synthesize(ws, seeds=seeds).image, size, crop_rows).cpu().numpy()
+    for sub in ("images", "labels"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    names = [f"seed{seed:06d}.png" for seed in seeds]
+    for name, image in zip(names, images):
+        Image.fromarray(image).save(out / "images" / name)
+    np.save(out / "latents.npy", ws.cpu().numpy().astype(np.float32))
+    (out / "inversion.json").write_text(json.dumps({"checkpoint": str(generator["checkpoint"]), "prepared": True,
+                                                    "images": names, "noise_seeds": seeds}, indent=1))
+    config = {"generator": generator, "classes": classes,
+              "annotations": {"kind": "inverted", "latents": str(out / "latents.npy"), "labels": str(out / "labels")},
+              "interpreter": {}, "checkpoint": str(out / "interpreter.pt")}
+    (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return out / "config.yaml"
 
 
 def import_official_from_config(config: dict, folder: Path, device: str = "cpu") -> Path:

@@ -141,6 +141,11 @@ def gan_train_json_as_state(s, t):
     return ["gan", "train", "--data", s / "toy", "--run", t / "ganrun", "--iterations", 2], "training.pt"
 
 
+def annotate_prepare_truncated_pt(s, t):
+    _copy(s, t, "g.pt")
+    return ["annotate", "prepare", "--checkpoint", _cut(t / "g.pt"), "--n", 2, "--out", t / "out"], "g.pt"
+
+
 def interpreter_train_truncated_yaml(s, t):
     _text(t / "c.yaml", "generator: {checkpoint: g.pt\nclasses: [car")
     return ["interpreter", "train", "--config", t / "c.yaml"], "c.yaml"
@@ -416,13 +421,14 @@ def eval_3d_generator_as_checkpoint(s, t):
 CASES = [f for f in list(globals().values())   # every function of (s, t) above
          if inspect.isfunction(f) and list(inspect.signature(f).parameters) == ["s", "t"]]
 READS_FILES = {"run", "oracle", "tables", "toy", "datasets check", "gan train", "gan sample", "gan project",
-               "gan quality", "interpreter train", "interpreter import", "interpreter eval", "generate", "export-car",
+               "gan quality", "annotate prepare", "interpreter train", "interpreter import", "interpreter eval", "generate", "export-car",
                "3d viewpoint", "3d train", "3d eval"}
 
 
 def _command(args: list) -> str:
     """The subcommand an argument list invokes: 'gan sample', 'generate', ..."""
-    return " ".join(str(a) for a in args[:2]) if args[0] in ("gan", "interpreter", "datasets", "3d") else str(args[0])
+    grouped = ("gan", "annotate", "interpreter", "datasets", "3d")
+    return " ".join(str(a) for a in args[:2]) if args[0] in grouped else str(args[0])
 
 
 def test_the_sweep_covers_every_subcommand_that_reads_a_file(sound, tmp_path):

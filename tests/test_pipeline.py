@@ -143,3 +143,34 @@ def test_calibration_matches_the_annotated_visibility_rates():
         prediction = predict(ensemble, backbone.sample(list(range(40))).features, cfg)
     rates = keypoint_labels(prediction, thresholds)[0][..., 2].mean(0)
     torch.testing.assert_close(rates, torch.tensor([0.5, 0.25, 0.0]), atol=1 / 40, rtol=0)
+
+
+def test_own_gan_walkthrough_prepare_annotate_train_generate(tmp_path):
+    """The README's path for one's own GAN, on a tiny one: prepare samples to annotate, annotate them (here: a
+    box per image), train the interpreter from the prepared config, generate; a mask for an image prepare never
+    wrote stops training with its name."""
+    from datasetgan.gan_training import save_generator
+
+    torch.manual_seed(0)
+    save_generator(Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=16, channel_base=64, channel_max=8,
+                                             mapping_layers=1)), tmp_path / "mine.pt")
+    output = invoke("annotate", "prepare", "--checkpoint", str(tmp_path / "mine.pt"), "--n", "3", "--classes",
+                    "car-5", "--out", str(tmp_path / "mine"))
+    mine = tmp_path / "mine"
+    assert sorted(p.name for p in (mine / "images").iterdir()) == ["seed000000.png", "seed000001.png",
+                                                                  "seed000002.png"]
+    assert np.load(mine / "latents.npy").shape == (3, 6, 8) and "interpreter train --config" in output
+    config = yaml.safe_load((mine / "config.yaml").read_text())
+    assert config["annotations"]["kind"] == "inverted" and config["generator"]["truncation_psi"] == 0.7
+    for i, image in enumerate(sorted((mine / "images").iterdir())):
+        labels = np.zeros((16, 16), np.uint8)
+        labels[4:12, 2 + i:14] = CAR_5.index("body")
+        Image.fromarray(labels).save(mine / "labels" / image.name)
+    config["interpreter"] = {"ensemble_size": 2, "max_epochs": 1, "pixels_per_image": 64}
+    (mine / "config.yaml").write_text(yaml.safe_dump(config))
+    invoke("interpreter", "train", "--config", str(mine / "config.yaml"))
+    invoke("generate", "--config", str(mine / "config.yaml"), "--num", "4", "--out", str(tmp_path / "gen"))
+    assert len(SyntheticDataset(tmp_path / "gen")) == 4   # 10% of 4 images rounds to none dropped
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(mine / "labels" / "seed000009.png")
+    result = CliRunner().invoke(cli, ["interpreter", "train", "--config", str(mine / "config.yaml")])
+    assert result.exit_code == 2 and "seed000009.png: a mask of an image" in result.output, result.output
