@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from datasetgan.backbone import Backbone, Synthesized
 from datasets.base import ClassSet
+from datasets.coco import to_coco
 from datasets.files import atomic_write, read_gray, read_json
 from datasets.synthetic import filter_uncertain, shard_file
 
@@ -144,45 +145,11 @@ def _write_index(out: Path, shards: list[list[int]], classes: ClassSet | tuple[s
              "files": {str(s): shard_file(s, settings.first_seed, settings.shard_size) for s in kept}}
     _atomic_text(out / "index.json", json.dumps(index, indent=1))
     if settings.coco:
-        _atomic_text(out / "coco.json", json.dumps(to_coco(out, index, classes)))
+        images = {seed: (index["files"][str(seed)] + ".png",
+                         read_gray(out / f"{index['files'][str(seed)]}_label.png", "label map")) for seed in index["kept"]}
+        _atomic_text(out / "coco.json", json.dumps(to_coco(images, classes)))
     return index
 
 
 def _atomic_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
-def to_coco(out: Path, index: dict, classes: ClassSet) -> dict:
-    """The kept samples as COCO: images, categories (background excluded) and one RLE mask per
-    class present in each image (pycocotools' encoding, counts as str)."""
-    from pycocotools import mask as mask_utils
-
-    images, annotations = [], []
-    for seed in index["kept"]:
-        stem = out / index["files"][str(seed)]
-        labels = read_gray(Path(f"{stem}_label.png"), "label map")
-        images.append({"id": seed, "file_name": f"{index['files'][str(seed)]}.png",
-                       "height": labels.shape[0], "width": labels.shape[1]})
-        for c in np.unique(labels):
-            if c == 0:
-                continue
-            rle = mask_utils.encode(np.asfortranarray((labels == c).astype(np.uint8)))
-            annotations.append({"id": len(annotations) + 1, "image_id": seed, "category_id": int(c),
-                                "segmentation": {"size": rle["size"], "counts": rle["counts"].decode("ascii")},
-                                "area": float(mask_utils.area(rle)), "bbox": mask_utils.toBbox(rle).tolist(),
-                                "iscrowd": 0})
-    categories = [{"id": i, "name": name} for i, name in enumerate(classes.names) if i > 0]
-    return {"images": images, "annotations": annotations, "categories": categories}
-
-
-def labels_from_coco(coco: dict, image_id: int) -> np.ndarray:
-    """Rebuild labels int64 (H, W) of one image from COCO RLE masks (background where none)."""
-    from pycocotools import mask as mask_utils
-
-    info = next(i for i in coco["images"] if i["id"] == image_id)
-    labels = np.zeros((info["height"], info["width"]), np.int64)
-    for a in coco["annotations"]:
-        if a["image_id"] == image_id:
-            rle = {"size": a["segmentation"]["size"], "counts": a["segmentation"]["counts"].encode("ascii")}
-            labels[mask_utils.decode(rle).astype(bool)] = a["category_id"]
-    return labels

@@ -36,8 +36,10 @@ from datasetgan.loaders import load_generator_any
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS, load_stylegan1
 from datasets.base import ClassSet, DatasetFormatError
 from datasets.classes import CLASS_SETS, CUB_KEYPOINTS
+from datasets.coco import read_coco
 from datasets.files import list_files, read_json, read_npy
 from datasets.toy import KEYPOINT_NAMES
+from datasets.voc import read_voc
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYPOINT_SETS = {"toy-car": KEYPOINT_NAMES, "cub": CUB_KEYPOINTS}
@@ -119,13 +121,10 @@ def load_annotations(spec: dict, classes: ClassSet | tuple[str, ...], size: tupl
             return [Annotation(_read_keypoints(folder / f"{Path(name).stem}.json", len(classes)),
                                str(folder / f"{Path(name).stem}.json"), ws=w, noise_seed=seed)
                     for name, w, seed in zip(names, ws, seeds)]
-        folder = project_path(_require(spec, "labels", "annotations"))
-        strays = sorted(p for p in list_files(folder, (".png",), "annotation masks") if p.name not in names)
-        if strays:
-            raise DatasetFormatError(strays[0], f"a mask of an image {latents.parent / 'inversion.json'} names "
-                                                f"({len(strays)} such masks in {folder})")
-        return [Annotation(check_labels(read_mask_png(folder / name, classes), size, classes, str(folder / name)),
-                           str(folder / name), ws=w, noise_seed=seed) for name, w, seed in zip(names, ws, seeds)]
+        where = project_path(_require(spec, "labels", "annotations"))
+        masks = _annotation_masks(where, names, classes, latents.parent / "inversion.json")
+        return [Annotation(check_labels(masks[Path(name).stem], size, classes, f"{where}: {name}"), f"{where}: {name}",
+                           ws=w, noise_seed=seed) for name, w, seed in zip(names, ws, seeds)]
     if kind == "release":
         from datasets.datasetgan_release import RELEASES, ReleaseDataset
 
@@ -148,6 +147,32 @@ def load_annotations(spec: dict, classes: ClassSet | tuple[str, ...], size: tupl
     if not isinstance(classes, ClassSet):
         raise DatasetFormatError("annotations", f"kind inverted in keypoint mode; got {kind!r}")
     raise DatasetFormatError("annotations", f"kind one of inverted, release, masks, labelme; got {kind!r}")
+
+
+def _annotation_masks(where: Path, names: list[str], classes: ClassSet, index: Path) -> dict[str, np.ndarray]:
+    """image stem -> labels int64 (H, W) of every image `names` lists, from a COCO file (`.json`, e.g. CVAT's
+    "COCO 1.0" export), a Segmentation-mask folder (labelmap.txt and SegmentationClass/, CVAT's "Segmentation
+    mask 1.1"), or a folder of mask PNGs named as the images (class indices or the class set's palette colours).
+    A mask of an image `index` does not name, or a named image without one, fails naming the file."""
+    wanted = {Path(name).stem for name in names}
+    if where.suffix == ".json":
+        masks = {Path(name).stem: labels for name, labels in read_coco(where, classes).items()}
+    elif (where / "labelmap.txt").is_file():
+        masks = read_voc(where, classes)
+    else:
+        files = list_files(where, (".png",), "annotation masks")
+        strays = [p for p in files if p.stem not in wanted]
+        if strays:
+            raise DatasetFormatError(strays[0], f"a mask of an image {index} names ({len(strays)} such in {where})")
+        masks = {p.stem: read_mask_png(p, classes) for p in files}
+        missing = sorted(wanted - set(masks))
+        if missing:
+            raise DatasetFormatError(where / f"{missing[0]}.png", f"missing mask PNG ({len(missing)} missing)")
+    strays, missing = sorted(set(masks) - wanted), sorted(wanted - set(masks))
+    if strays or missing:
+        what = f"a mask of {strays[0]}, an image {index} does not name" if strays else f"a mask of {missing[0]}"
+        raise DatasetFormatError(where, f"{what} ({len(strays)} extra, {len(missing)} missing)")
+    return masks
 
 
 def interpreter_config(config: dict, backbone: Backbone, resolution: int, crop_rows,

@@ -9,6 +9,7 @@ from PIL import Image
 
 from benchmark.cli import cli
 from datasetgan.stylegan2 import Generator, GeneratorConfig
+from datasets.base import DatasetFormatError
 from datasets.classes import CAR_5
 from datasets.synthetic import SyntheticDataset
 from tests.fixtures.annotated import build_annotated, invoke
@@ -174,3 +175,43 @@ def test_own_gan_walkthrough_prepare_annotate_train_generate(tmp_path):
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(mine / "labels" / "seed000009.png")
     result = CliRunner().invoke(cli, ["interpreter", "train", "--config", str(mine / "config.yaml")])
     assert result.exit_code == 2 and "seed000009.png: a mask of an image" in result.output, result.output
+
+
+def test_cvat_coco_and_segmentation_mask_exports_give_the_masks_labels(annotated):
+    """The annotated masks as CVAT exports them, COCO 1.0 (polygons) and Segmentation mask 1.1 (labelmap.txt and RGB
+    masks), read into the same label maps as the mask PNGs; a COCO category outside the class set is named."""
+    import json
+
+    from datasetgan.pipeline import load_annotations
+    from datasets.voc import LABELMAP_HEADER
+
+    config = yaml.safe_load((annotated / "config.yaml").read_text())
+    spec = config["annotations"]
+    masks = [a.labels for a in load_annotations(spec, CAR_5, (16, 16))]
+    images, annotations = [], []
+    voc = annotated / "cvat-voc"
+    (voc / "SegmentationClass").mkdir(parents=True)
+    (voc / "labelmap.txt").write_text(f"{LABELMAP_HEADER}\nbackground:0,0,0::\nbody:10,20,30::\nwheel:200,0,0::\n")
+    colours = {0: (0, 0, 0), CAR_5.index("body"): (10, 20, 30), CAR_5.index("wheel"): (200, 0, 0)}
+    for i, labels in enumerate(masks):
+        name = f"{i:06d}.png"
+        images.append({"id": i + 1, "file_name": f"task/{name}", "height": 16, "width": 16})
+        for c in (CAR_5.index("body"), CAR_5.index("wheel")):   # one rectangle each, as polygon corners
+            rows, cols = np.nonzero(labels == c)
+            y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": c, "iscrowd": 0,
+                                "segmentation": [[x0, y0, x1, y0, x1, y1, x0, y1]], "area": 0, "bbox": []})
+        rgb = np.zeros((16, 16, 3), np.uint8)
+        for c, colour in colours.items():
+            rgb[labels == c] = colour
+        Image.fromarray(rgb).save(voc / "SegmentationClass" / name)
+    categories = [{"id": CAR_5.index(n), "name": n} for n in ("body", "wheel")]
+    coco = {"images": images, "annotations": annotations, "categories": categories}
+    (annotated / "cvat.json").write_text(json.dumps(coco, default=int))
+    for where in (annotated / "cvat.json", voc):
+        read = [a.labels for a in load_annotations({**spec, "labels": str(where)}, CAR_5, (16, 16))]
+        assert all(np.array_equal(a, b) for a, b in zip(read, masks)), where
+    coco["categories"][0]["name"] = "spoiler"
+    (annotated / "cvat.json").write_text(json.dumps(coco, default=int))
+    with pytest.raises(DatasetFormatError, match=r"cvat.json: category names among car-5's classes, got \['spoiler'\]"):
+        load_annotations({**spec, "labels": str(annotated / "cvat.json")}, CAR_5, (16, 16))
