@@ -122,7 +122,8 @@ def load_annotations(spec: dict, classes: ClassSet | tuple[str, ...], size: tupl
                                str(folder / f"{Path(name).stem}.json"), ws=w, noise_seed=seed)
                     for name, w, seed in zip(names, ws, seeds)]
         where = project_path(_require(spec, "labels", "annotations"))
-        masks = _annotation_masks(where, names, classes, latents.parent / "inversion.json")
+        masks = _annotation_masks(where, names, classes, latents.parent / "inversion.json",
+                                  strict=bool(inversion.get("prepared")))
         return [Annotation(check_labels(masks[Path(name).stem], size, classes, f"{where}: {name}"), f"{where}: {name}",
                            ws=w, noise_seed=seed) for name, w, seed in zip(names, ws, seeds)]
     if kind == "release":
@@ -149,11 +150,13 @@ def load_annotations(spec: dict, classes: ClassSet | tuple[str, ...], size: tupl
     raise DatasetFormatError("annotations", f"kind one of inverted, release, masks, labelme; got {kind!r}")
 
 
-def _annotation_masks(where: Path, names: list[str], classes: ClassSet, index: Path) -> dict[str, np.ndarray]:
+def _annotation_masks(where: Path, names: list[str], classes: ClassSet, index: Path,
+                      strict: bool) -> dict[str, np.ndarray]:
     """image stem -> labels int64 (H, W) of every image `names` lists, from a COCO file (`.json`, e.g. CVAT's
     "COCO 1.0" export), a Segmentation-mask folder (labelmap.txt and SegmentationClass/, CVAT's "Segmentation
     mask 1.1"), or a folder of mask PNGs named as the images (class indices or the class set's palette colours).
-    A mask of an image `index` does not name, or a named image without one, fails naming the file."""
+    A named image without a mask fails naming the file; so does, when `strict` (a set `annotate prepare` wrote),
+    a mask of an image `index` does not name (elsewhere the masks may cover more images than were inverted)."""
     wanted = {Path(name).stem for name in names}
     if where.suffix == ".json":
         masks = {Path(name).stem: labels for name, labels in read_coco(where, classes).items()}
@@ -162,13 +165,13 @@ def _annotation_masks(where: Path, names: list[str], classes: ClassSet, index: P
     else:
         files = list_files(where, (".png",), "annotation masks")
         strays = [p for p in files if p.stem not in wanted]
-        if strays:
+        if strays and strict:
             raise DatasetFormatError(strays[0], f"a mask of an image {index} names ({len(strays)} such in {where})")
-        masks = {p.stem: read_mask_png(p, classes) for p in files}
-        missing = sorted(wanted - set(masks))
+        missing = sorted(wanted - {p.stem for p in files})
         if missing:
             raise DatasetFormatError(where / f"{missing[0]}.png", f"missing mask PNG ({len(missing)} missing)")
-    strays, missing = sorted(set(masks) - wanted), sorted(wanted - set(masks))
+        masks = {p.stem: read_mask_png(p, classes) for p in files if p.stem in wanted}
+    strays, missing = sorted(set(masks) - wanted) if strict else [], sorted(wanted - set(masks))
     if strays or missing:
         what = f"a mask of {strays[0]}, an image {index} does not name" if strays else f"a mask of {missing[0]}"
         raise DatasetFormatError(where, f"{what} ({len(strays)} extra, {len(missing)} missing)")
