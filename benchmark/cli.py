@@ -76,8 +76,11 @@ def cli():
 @click.option("--out", default="results", help="Where run records and tables are written.")
 @click.option("--seeds", type=click.IntRange(min=1), default=None,
               help="Train every cell with seeds 0..N-1; tables give mean +- seed std. Default: the config's `seeds`.")
+@click.option("--variants", default=None,
+              help="Only these variants, comma-separated (e.g. semi,supervised: one process per variant shares two "
+                   "cores well). Default: the config's `variants`.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and stop.")
-def run(suite, profile, extra, out, seeds, dry_run):
+def run(suite, profile, extra, out, seeds, variants, dry_run):
     """Run a benchmark suite: train every variant on every test set, cross-validate, write one record
     per run under OUT/runs (reruns add records), then build OUT/tables/<suite>.csv and .tex.
 
@@ -93,6 +96,8 @@ def run(suite, profile, extra, out, seeds, dry_run):
     config = configs.resolve(suite, profile, extra)
     if seeds is not None:
         config["seeds"] = seeds
+    if variants is not None:
+        config["variants"] = [v.strip() for v in variants.split(",") if v.strip()]
     click.echo(yaml.safe_dump(config, sort_keys=False).rstrip())
     if dry_run:
         return

@@ -21,6 +21,14 @@ def test_run_dry_run_prints_resolved_config():
     assert "configs/profiles/quick.yaml" in result.output
 
 
+def test_run_takes_variants_and_seeds_from_the_command_line(tmp_path):
+    result = CliRunner().invoke(cli, ["run", "--suite", "parts", "--variants", "semi, supervised", "--seeds", "2",
+                                      "--dry-run"])
+    assert result.exit_code == 0 and "variants:\n- semi\n- supervised\n" in result.output and "seeds: 2" in result.output
+    result = CliRunner().invoke(cli, ["run", "--suite", "parts", "--variants", "bogus", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "variants ['bogus'] unknown" in result.output
+
+
 def test_run_merges_a_user_config_last(tmp_path):
     user = tmp_path / "mine.yaml"
     user.write_text("folds: 3\n")
