@@ -69,7 +69,7 @@ def find_wheels(recon: Reconstruction) -> list[Wheel]:
     centroids = recon.vertices[recon.faces[wheel_faces]].mean(1)
     mid = (recon.vertices.min(0) + recon.vertices.max(0)) / 2
     group = 2 * (centroids[:, 0] < mid[0]) + (centroids[:, 2] > mid[2])
-    keypoints = dict(zip(recon.keypoint_names, recon.keypoints)) if recon.keypoints is not None else {}
+    keypoints = _named_keypoints(recon)
     wheels = []
     for g, name in enumerate(WHEEL_NAMES):
         used = np.unique(recon.faces[wheel_faces[group == g]])
@@ -85,6 +85,11 @@ def find_wheels(recon: Reconstruction) -> list[Wheel]:
     return wheels
 
 
+def _named_keypoints(recon: Reconstruction) -> dict[str, np.ndarray]:
+    """name -> float (3,) world position of each keypoint the reconstruction has (none: {})."""
+    return dict(zip(recon.keypoint_names, recon.keypoints)) if recon.keypoints is not None else {}
+
+
 def _box(recon: Reconstruction) -> tuple[np.ndarray, np.ndarray]:
     """The reconstruction's bounding box: (lo, hi), float (3,) each."""
     return recon.vertices.min(0), recon.vertices.max(0)
@@ -98,7 +103,7 @@ def complete_wheels(recon: Reconstruction, wheels: list[Wheel]) -> list[Wheel]:
     lo, hi = _box(recon)
     mid = (lo + hi) / 2
     found = {wheel.name: wheel for wheel in wheels}
-    keypoints = dict(zip(recon.keypoint_names, recon.keypoints)) if recon.keypoints is not None else {}
+    keypoints = _named_keypoints(recon)
     radius = float(np.mean([w.radius for w in wheels])) if wheels else 0.18 * float(hi[1] - lo[1])
     width = float(np.mean([w.width for w in wheels])) if wheels else 0.5 * radius
     color = np.mean([w.color for w in wheels], 0) if wheels else np.full(3, 0.1)
@@ -125,7 +130,7 @@ def _lamp_box(recon: Reconstruction, part: str, side: str, settings: ExportSetti
     40% of the height and 30% of the width in from the middle; returns it and how it was placed."""
     lo, hi = _box(recon)
     name = f"{part.replace(' ', '_')}_{side}"
-    keypoints = dict(zip(recon.keypoint_names, recon.keypoints)) if recon.keypoints is not None else {}
+    keypoints = _named_keypoints(recon)
     if name in keypoints:
         centre, how = keypoints[name], f"at keypoint {name}"
     else:
@@ -141,7 +146,8 @@ def _lamps(recon: Reconstruction, labels: np.ndarray, part: str,
     """(node name, mesh, extras) of the left and right lamp of `part`: its faces on each side of the car's middle
     plane; a side without any is mirrored from the other, else placed by _lamp_box."""
     faces = np.flatnonzero(labels == CAR_12.index(part))
-    mid = _box(recon)[0][2] / 2 + _box(recon)[1][2] / 2
+    lo, hi = _box(recon)
+    mid = (lo[2] + hi[2]) / 2
     right = recon.vertices[recon.faces[faces]].mean(1)[:, 2] > mid
     found = {"left": faces[~right], "right": faces[right]}
     hue = np.asarray(CAR_12.palette[CAR_12.index(part)]) / 255
@@ -264,7 +270,8 @@ def wheel_tracks(settings: ExportSettings) -> tuple[np.ndarray, dict[bool, np.nd
     a spin about z that rolls the car toward its front (world +x: clockwise seen from +z)."""
     times = np.linspace(0, settings.clip_seconds, settings.clip_keys)
     spin = _quaternion(SPIN_AXIS, -2 * np.pi * settings.wheel_turns * times / settings.clip_seconds)
-    steer = _quaternion(STEER_AXIS, np.radians(settings.steer_degrees) * np.sin(2 * np.pi * times / settings.clip_seconds))
+    steer_angle = np.radians(settings.steer_degrees) * np.sin(2 * np.pi * times / settings.clip_seconds)
+    steer = _quaternion(STEER_AXIS, steer_angle)
     return times.astype(np.float32), {True: _multiply(steer, spin).astype(np.float32), False: spin.astype(np.float32)}
 
 

@@ -162,32 +162,30 @@ def interpreter_train_truncated_generator(s, t):
     return ["interpreter", "train", "--config", _interp_config(s, t, generator={"checkpoint": str(t / "g.pt")})], "g.pt"
 
 
-def interpreter_train_truncated_latents(s, t):
+def _train_on_damaged_inversion(s, t, damage) -> list:
+    """`interpreter train` on a copy of the sound inversion folder after damage(folder)."""
     _copy(s, t, "inv")
-    _cut(t / "inv" / "latents.npy")
+    damage(t / "inv")
     config = _interp_config(s, t, annotations__latents=str(t / "inv" / "latents.npy"))
-    return ["interpreter", "train", "--config", config], "latents.npy"
+    return ["interpreter", "train", "--config", config]
+
+
+def interpreter_train_truncated_latents(s, t):
+    return _train_on_damaged_inversion(s, t, lambda inv: _cut(inv / "latents.npy")), "latents.npy"
 
 
 def interpreter_train_no_inversion_json(s, t):
-    _copy(s, t, "inv")
-    (t / "inv" / "inversion.json").unlink()
-    config = _interp_config(s, t, annotations__latents=str(t / "inv" / "latents.npy"))
-    return ["interpreter", "train", "--config", config], "inversion.json"
+    return _train_on_damaged_inversion(s, t, lambda inv: (inv / "inversion.json").unlink()), "inversion.json"
 
 
 def interpreter_train_truncated_inversion_json(s, t):
-    _copy(s, t, "inv")
-    _cut(t / "inv" / "inversion.json")
-    config = _interp_config(s, t, annotations__latents=str(t / "inv" / "latents.npy"))
-    return ["interpreter", "train", "--config", config], "inversion.json"
+    return _train_on_damaged_inversion(s, t, lambda inv: _cut(inv / "inversion.json")), "inversion.json"
 
 
 def interpreter_train_fewer_latents(s, t):
-    _copy(s, t, "inv")
-    np.save(t / "inv" / "latents.npy", np.load(t / "inv" / "latents.npy")[:2])
-    config = _interp_config(s, t, annotations__latents=str(t / "inv" / "latents.npy"))
-    return ["interpreter", "train", "--config", config], "latents.npy"
+    def fewer(inv):
+        np.save(inv / "latents.npy", np.load(inv / "latents.npy")[:2])
+    return _train_on_damaged_inversion(s, t, fewer), "latents.npy"
 
 
 def interpreter_train_truncated_label(s, t):
@@ -421,7 +419,8 @@ def eval_3d_generator_as_checkpoint(s, t):
 CASES = [f for f in list(globals().values())   # every function of (s, t) above
          if inspect.isfunction(f) and list(inspect.signature(f).parameters) == ["s", "t"]]
 READS_FILES = {"run", "oracle", "tables", "toy", "datasets check", "gan train", "gan sample", "gan project",
-               "gan quality", "annotate prepare", "interpreter train", "interpreter import", "interpreter eval", "generate", "export-car",
+               "gan quality", "annotate prepare", "interpreter train", "interpreter import", "interpreter eval",
+               "generate", "export-car",
                "3d viewpoint", "3d train", "3d eval"}
 
 

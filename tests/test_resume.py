@@ -60,12 +60,18 @@ def toy(tmp_path_factory) -> Path:
     return write_split(tmp_path_factory.mktemp("toy") / "toy", "test", 4, ToySettings(resolution=64))
 
 
-def test_gan_train_resumes_to_the_same_generator(toy, tmp_path):
-    args = ["gan", "train", "--data", toy, "--iterations", 8, "--checkpoint-every", 2, "--threads", 1]
+def _run_twice(args: list, tmp_path: Path, unit: str) -> tuple[Path, int]:
+    """A trainer with a --run folder run whole, then killed after its first training.pt and rerun: the killed run's
+    folder and the `unit` (iteration, step) its rerun said it resumed at."""
     _benchmark(*args, "--run", tmp_path / "whole")
     killed = tmp_path / "killed"
     output = _kill_then_rerun([*args, "--run", killed], lambda: (killed / "training.pt").exists())
-    resumed_at = int(output.split(f"resuming {killed} at iteration ")[1].split()[0])
+    return killed, int(output.split(f"resuming {killed} at {unit} ")[1].split()[0])
+
+
+def test_gan_train_resumes_to_the_same_generator(toy, tmp_path):
+    args = ["gan", "train", "--data", toy, "--iterations", 8, "--checkpoint-every", 2, "--threads", 1]
+    killed, resumed_at = _run_twice(args, tmp_path, "iteration")
     assert 2 <= resumed_at < 8
     _same_state(tmp_path / "whole" / "generator.pt", killed / "generator.pt")
     logs = [torch.load(run / "training.pt", weights_only=True)["log"] for run in (tmp_path / "whole", killed)]
@@ -74,10 +80,7 @@ def test_gan_train_resumes_to_the_same_generator(toy, tmp_path):
 
 def test_3d_train_resumes_to_the_same_reconstructor(toy, tmp_path):
     args = ["3d", "train", "--toy", toy, "--steps", 6, "--checkpoint-every", 2, "--batch", 2, "--threads", 1]
-    _benchmark(*args, "--run", tmp_path / "whole")
-    killed = tmp_path / "killed"
-    output = _kill_then_rerun([*args, "--run", killed], lambda: (killed / "training.pt").exists())
-    resumed_at = int(output.split(f"resuming {killed} at step ")[1].split()[0])
+    killed, resumed_at = _run_twice(args, tmp_path, "step")
     assert 2 <= resumed_at < 6
     _same_state(tmp_path / "whole" / "reconstructor.pt", killed / "reconstructor.pt")
 
