@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from benchmark.cli import TOY_RECONSTRUCTOR
-from datasets.toy import ToySettings, write_split
+from datasources.toy import ToySettings, write_split
 from downstream.export import GLASS, WHEEL_NAMES, export_glb
 from inverse_graphics.reconstructor import load_reconstructor, read_image, reconstruct
 

@@ -20,7 +20,7 @@ from benchmark.metrics import mean_iou
 from benchmark.oracle import oracle_miou, output_grid
 from benchmark.segmentation import SegmentationSettings, build_network, fit, load_images
 from benchmark.sources import toy_split
-from datasets.toy import ToySettings
+from datasources.toy import ToySettings
 
 SETUPS = {   # name -> (description, builder(num_classes))
     "mobilenet": ("torchvision DeepLabV3-MobileNetV3-Large, output stride 16",

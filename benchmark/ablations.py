@@ -4,7 +4,7 @@ variants, each filling one cell of one table.
 - Table 3, synthetic set size: DatasetGAN trained on the first N generated samples, unfiltered (the
   paper's 10K entry, 44.60, is its Table 4's 0%).
 - Table 4, filter ratio: the first `filter_num` samples with each ratio of the most uncertain dropped.
-  Both read views of one generated set (datasets.synthetic.SyntheticDataset), never generating twice.
+  Both read views of one generated set (datasources.synthetic.SyntheticDataset), never generating twice.
 - Table 5, against fully supervised: DatasetGAN and the whole labelled pool on `supervised_test_sets`.
 - Table 6, data selection: which labelled images the interpreter learns from, drawn from the first
   `selection_pool` images of the labelled split: random (`random_rounds` draws, averaged), or active
@@ -33,7 +33,7 @@ from benchmark.configs import ConfigError
 from benchmark.sources import ToyData, settings_from, toy_split
 from benchmark.suites import Run, device_of, execute, paper_columns
 from benchmark.variants import DatasetGANSettings
-from datasets.toy import ToySettings
+from datasources.toy import ToySettings
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ import yaml
 from tqdm import tqdm
 
 from benchmark import configs
-from datasets.base import CheckpointFormatError, InputError
-from datasets.classes import CLASS_SETS
+from datasources.base import CheckpointFormatError, InputError
+from datasources.classes import CLASS_SETS
 from datasetgan.gan_training import TOY_GAN
-from datasets.registry import DATASETS
+from datasources.registry import DATASETS
 from downstream.turntable import COLOR_BY
 
 
@@ -173,9 +173,9 @@ def toy(split, count, out, resolution, grid):
     \b
     Example: benchmark toy --split test --n 16 --out toy16 --grid toy16.png
     """
-    from datasets.check import class_shares
-    from datasets.toy import ToyDataset, ToySettings, write_split
-    from datasets.visualize import save_label_grid
+    from datasources.check import class_shares
+    from datasources.toy import ToyDataset, ToySettings, write_split
+    from datasources.visualize import save_label_grid
 
     root = _writable_dir(out)
     write_split(root, split, count, ToySettings(resolution=resolution))
@@ -261,7 +261,7 @@ def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gam
     import torch
 
     from datasetgan.gan_training import GANTrainer, TrainOptions, load_images
-    from datasets.files import image_files
+    from datasources.files import image_files
 
     if threads:
         torch.set_num_threads(threads)
@@ -306,7 +306,7 @@ def gan_sample(checkpoint, count, seeds, psi, out, real):
 
     from datasetgan.gan_training import load_images, sample_images, save_grid, save_images
     from datasetgan.loaders import load_generator_any
-    from datasets.files import image_files
+    from datasources.files import image_files
 
     G = load_generator_any(_existing_file(checkpoint, "--checkpoint"))
     seed_list = list(range(count)) if count else parse_seeds(seeds)
@@ -349,7 +349,7 @@ def gan_project(checkpoint, images, count, steps, space, noise, out):
 
     from datasetgan.backbone import Backbone
     from datasetgan.gan_training import load_images, save_grid
-    from datasets.files import image_files
+    from datasources.files import image_files
     from datasetgan.inversion import InversionSettings, invert
     from datasetgan.loaders import load_generator_any
 
@@ -500,7 +500,7 @@ def interpreter_eval(config_path, toy_root, count, steps, out):
 
     from benchmark.records import write_record
     from datasetgan.pipeline import evaluate_by_inversion, project_path
-    from datasets.toy import ToyDataset
+    from datasources.toy import ToyDataset
 
     started = time.time()
     config = configs.load(project_path(config_path), INTERPRETER_ENTRIES)
@@ -521,8 +521,9 @@ def interpreter_eval(config_path, toy_root, count, steps, out):
 @click.option("--filter-rule", type=click.Choice(["paper", "official"]), default="paper",
               help="paper: drop that fraction, most uncertain first; official: the released script's slice (also "
                    "drops the 30 most certain, as many in all).")
-@click.option("--format", "fmt", type=click.Choice(["png", "coco", "voc"]), default="png",
-              help="coco also writes coco.json; voc also writes OUT/voc, a CVAT 'Segmentation mask 1.1' folder.")
+@click.option("--format", "fmt", type=click.Choice(["png", "coco", "voc", "hf"]), default="png",
+              help="coco also writes coco.json; voc also writes OUT/voc, a CVAT 'Segmentation mask 1.1' folder; hf "
+                   "also writes OUT/hf, a Hugging Face datasets folder (datasets.load_from_disk).")
 @click.option("--shard-size", type=click.IntRange(min=1), default=100)
 @click.option("--keypoints-config", type=click.Path(dir_okay=False), default=None,
               help="A keypoint interpreter config on the same generator: each sample also gets its keypoints "
@@ -539,13 +540,14 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
     Examples:
       benchmark generate --num 1000 --out synthetic/toy --format coco
       benchmark generate --num 100 --out synthetic/cvat --format voc     then zip synthetic/cvat/voc for CVAT
+      benchmark generate --num 1000 --out synthetic/hub --format hf      then load_from_disk("synthetic/hub/hf")
     """
     from datasetgan.distributed import rank_and_world
     from datasetgan.factory import FactorySettings
     from datasetgan.factory import generate as run_factory
     from datasetgan.pipeline import labeler_from_config, project_path
-    from datasets.base import ClassSet
-    from datasets.synthetic import filter_uncertain
+    from datasources.base import ClassSet
+    from datasources.synthetic import filter_uncertain
 
     try:
         filter_uncertain({i: 0.0 for i in range(num)}, filter_ratio, filter_rule)
@@ -555,8 +557,9 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
     backbone, labeler, classes, size, crop_rows = labeler_from_config(config, device)
     settings = FactorySettings(num=num, first_seed=first_seed, shard_size=shard_size, filter_ratio=filter_ratio,
                                filter_rule=filter_rule, coco=fmt == "coco")
-    if fmt == "voc" and not isinstance(classes, ClassSet):
-        raise click.BadParameter("voc is for segmentation labels; this interpreter gives keypoints", param_hint="--format")
+    if fmt in ("voc", "hf") and not isinstance(classes, ClassSet):
+        raise click.BadParameter(f"{fmt} is for segmentation labels; this interpreter gives keypoints",
+                                 param_hint="--format")
     keypointer, keypoint_names = None, ()
     if keypoints_config:
         keypointer, keypoint_names = _keypointer(config, project_path(keypoints_config), classes, size, device)
@@ -566,14 +569,16 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
         click.echo("this rank's shards are written; index.json comes when every shard exists")
         return
     click.echo(f"{len(index['kept'])} samples kept, {len(index['dropped'])} dropped as most uncertain: {out}")
-    if fmt == "voc":
-        from datasets.synthetic import SyntheticDataset
-        from datasets.voc import write_voc
+    if fmt in ("voc", "hf"):
+        from datasources.huggingface import write_hf
+        from datasources.synthetic import SyntheticDataset
+        from datasources.voc import write_voc
 
-        click.echo(f"voc: {write_voc(SyntheticDataset(out), Path(out) / 'voc')}")
+        write = write_voc if fmt == "voc" else write_hf
+        click.echo(f"{fmt}: {write(SyntheticDataset(out), Path(out) / fmt)}")
     if grid:
-        from datasets.synthetic import SyntheticDataset
-        from datasets.visualize import save_label_grid
+        from datasources.synthetic import SyntheticDataset
+        from datasources.visualize import save_label_grid
 
         save_label_grid(SyntheticDataset(out), grid)
         click.echo(f"grid: {grid}")
@@ -583,7 +588,7 @@ def _keypointer(config: dict, path: Path, classes, size: tuple[int, int], device
     """(keypoint labeler, keypoint names) of the keypoint interpreter config at `path`, checked to fit the part
     interpreter's `config`: the same generator, the same label grid, keypoints rather than parts."""
     from datasetgan.pipeline import labeler_from_config, project_path
-    from datasets.base import ClassSet
+    from datasources.base import ClassSet
 
     keypoints = configs.load(path, INTERPRETER_ENTRIES)
     if not isinstance(classes, ClassSet):
@@ -612,7 +617,7 @@ def datasets_check(name, root):
     \b
     Example: benchmark datasets check ade-car-12 --root /data/ADE20K_2021_17_01
     """
-    from datasets.check import check_dataset
+    from datasources.check import check_dataset
 
     report = check_dataset(name, Path(root))
     click.echo(report.format())

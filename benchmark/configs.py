@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from datasets.base import InputError
+from datasources.base import InputError
 
 CONFIG_ROOT = Path(__file__).resolve().parents[1] / "configs"
 

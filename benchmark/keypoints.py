@@ -5,7 +5,7 @@ pool over any set (benchmark.protocol).
 
 One PCK normaliser for every test set, toy or real: max(width, height) of the box of the object's
 labelled pixels. For CUB-200-2011 this is the bird mask's box, not the annotated bounding box that
-CUB's own PCK uses (datasets.cub meta['bbox']): the two differ by the annotators' margin, so our
+CUB's own PCK uses (datasources.cub meta['bbox']): the two differ by the annotators' margin, so our
 PCK on cub-bird is comparable across our runs, not digit for digit with figures normalised by the
 stored boxes (the paper does not say which it used)."""
 from __future__ import annotations
@@ -21,7 +21,7 @@ from benchmark.configs import ConfigError
 from benchmark.metrics import heatmap_argmax, heatmap_l2
 from benchmark.segmentation import CrossEntropy, resize_image, first_samples
 from datasetgan.interpreter import gaussian_heatmaps
-from datasets.base import DatasetFormatError, PartDataset
+from datasources.base import DatasetFormatError, PartDataset
 
 
 @dataclass(frozen=True)

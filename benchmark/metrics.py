@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datasets.base import IGNORE
+from datasources.base import IGNORE
 
 
 def confusion(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> np.ndarray:
@@ -40,7 +40,7 @@ def mean_iou(matrix: np.ndarray, convention: str = "official") -> float:
 
 
 # Keypoints (paper Table 2). Heatmaps are float (N, K, H, W), one map per keypoint; keypoints are float
-# (N, K, 3) rows (x, y, visible) in pixels of those maps, pixel centres at integer + 0.5 (datasets.base).
+# (N, K, 3) rows (x, y, visible) in pixels of those maps, pixel centres at integer + 0.5 (datasources.base).
 
 def heatmap_argmax(maps: np.ndarray) -> np.ndarray:
     """maps: float (N, K, H, W) -> float (N, K, 2) (x, y): the centre of each map's highest pixel (the first

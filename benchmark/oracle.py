@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from benchmark.metrics import confusion, mean_iou
-from datasets.base import IGNORE
+from datasources.base import IGNORE
 
 
 def output_grid(net: torch.nn.Module, resolution: int) -> tuple[int, int]:

@@ -29,8 +29,8 @@ from benchmark.configs import ConfigError
 from benchmark.dilated_resnet import deeplabv3_dilated_resnet
 from benchmark.metrics import confusion
 from datasetgan.distributed import barrier, process_group, rank_and_world
-from datasets.base import IGNORE, CheckpointFormatError, ClassSet, DatasetFormatError, LabelMerge, PartDataset
-from datasets.files import atomic_write, read_npy, read_torch
+from datasources.base import IGNORE, CheckpointFormatError, ClassSet, DatasetFormatError, LabelMerge, PartDataset
+from datasources.files import atomic_write, read_npy, read_torch
 
 BACKBONES = {
     "resnet101": tvseg.deeplabv3_resnet101,   # the released code's choice
@@ -279,6 +279,31 @@ def _set_train_mode(net: nn.Module) -> None:
             m.eval()
 
 
+SHOWN_IMAGES = 8   # test images whose predicted label maps fit() keeps at every evaluation (benchmark.qualitative)
+
+
+def shown_indices(num_images: int) -> np.ndarray:
+    """int64 (S,): the test images a qualitative grid shows, spread evenly over the sorted test set so that
+    every cross-validation fold holds some."""
+    return np.unique(np.linspace(0, num_images - 1, min(SHOWN_IMAGES, num_images)).round().astype(np.int64))
+
+
+@torch.no_grad()
+def predict_labels(net: nn.Module, images: Tensor, device: torch.device) -> np.ndarray:
+    """uint8 (N, H, W, 3) images -> uint8 (N, H, W) the classes `net` predicts."""
+    net.eval()
+    return net(to_input(images.to(device)))["out"].argmax(1).byte().cpu().numpy()
+
+
+def kept_predictions(run_dir: Path, evaluations: int) -> np.ndarray | None:
+    """uint8 (E, S, H, W): the shown images' predictions fit() kept at each of its E evaluations in run_dir; None
+    when some are missing (a run trained before they were kept)."""
+    files = [Path(run_dir) / f"predictions_{e:03d}.npy" for e in range(evaluations)]
+    if not all(f.is_file() for f in files):
+        return None
+    return np.stack([read_npy(f, "kept predictions") for f in files])
+
+
 @torch.no_grad()
 def evaluate(net: nn.Module, test, device: torch.device, batch: int = 16) -> np.ndarray:
     """Every test image's figures (test.figures), from which any set's metric can be pooled: int64 (N, K, K)
@@ -385,6 +410,9 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
             if test is not None:
                 figures = evaluate(net, test, device)
                 atomic_write(run_dir / f"evaluation_{point:03d}.npy", lambda tmp: np.save(tmp, figures))
+                if isinstance(test, LabelledImages):
+                    shown = predict_labels(net, test.images[shown_indices(len(test))], device)
+                    atomic_write(run_dir / f"predictions_{point:03d}.npy", lambda tmp: np.save(tmp, shown))
             _atomic_save({"model": net.state_dict(), "optimizer": optimizer.state_dict(),
                           "objective": objective.state_dict(), "evaluation": point, "step": step,
                           "settings": asdict(settings)}, run_dir / f"checkpoint_{point:03d}.pt")

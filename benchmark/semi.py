@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from benchmark.segmentation import to_input
 from datasetgan.distributed import average_gradients
-from datasets.base import IGNORE
+from datasources.base import IGNORE
 from inverse_graphics.camera import assert_shape
 
 

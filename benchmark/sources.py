@@ -3,7 +3,7 @@
 
 Test set names: `toy-car-12` (the toy test split, exact ADE-Car-12 labels), `toy-car-5` (the same,
 merged to the 5 PASCAL-style parts) and, for the keypoint task, `toy-car-keypoints` (the same images
-with their 16 keypoints), or a real set of datasets.registry (its `test` split, its root
+with their 16 keypoints), or a real set of datasources.registry (its `test` split, its root
 from the config's `roots: {name: PATH}` or configs/datasets/<name>.yaml). A real set whose dataset
 declares `keypoint_names` (cub-bird's 15 CUB parts) is a keypoint test set too: the keypoint task
 scores its keypoints, PCK normalised by its object masks' boxes (benchmark.keypoints), while the
@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from benchmark.configs import CONFIG_ROOT, ConfigError, load
-from datasets import classes as class_module
-from datasets.base import ClassSet, DatasetFormatError, LabelMerge, PartDataset
-from datasets.classes import CAR_12_TO_5
-from datasets.toy import KEYPOINT_NAMES, SPLITS, ToyDataset, ToySettings, write_split
+from datasources import classes as class_module
+from datasources.base import ClassSet, DatasetFormatError, LabelMerge, PartDataset
+from datasources.classes import CAR_12_TO_5
+from datasources.toy import KEYPOINT_NAMES, SPLITS, ToyDataset, ToySettings, write_split
 
 # Test set name -> the merge applied to the toy world's ADE-Car-12 labels (None: kept as they are).
 TOY_TEST_SETS = {"toy-car-12": None, "toy-car-5": CAR_12_TO_5, "toy-car-keypoints": None}
@@ -153,7 +153,7 @@ def toy_split(data_dir: Path, split: str, count: int, settings: ToySettings) -> 
 def keypoint_names(name: str) -> tuple[str, ...]:
     """The keypoints test set `name` is scored on: the toy keypoint set's 16, a registry dataset's declared
     `keypoint_names`, or () for a set without keypoints (or an unknown name)."""
-    from datasets.registry import DATASETS
+    from datasources.registry import DATASETS
 
     if name in KEYPOINT_TEST_SETS:
         return KEYPOINT_NAMES
@@ -165,7 +165,7 @@ def check_test_set(name: str, task: str = "segmentation") -> LabelMerge | None:
     """The toy labels' merge for a toy test set (None for a real one); an unknown name lists the valid ones,
     and so does a test set of the other task (the keypoint task takes toy-car-keypoints and the real sets
     with keypoints; segmentation every set but toy-car-keypoints)."""
-    from datasets.registry import DATASETS
+    from datasources.registry import DATASETS
 
     if name not in TOY_TEST_SETS and name not in DATASETS:
         raise ConfigError(f"unknown test set {name!r}; valid: {', '.join([*TOY_TEST_SETS, *DATASETS])}")
@@ -224,8 +224,8 @@ class RealSources:
 
 def real_dataset(name: str, config: dict, split: str = "test") -> PartDataset:
     """A split of a real dataset at its configured root; a missing root or split is a clear error."""
-    from datasets.registry import load as load_dataset
-    from datasets.registry import splits
+    from datasources.registry import load as load_dataset
+    from datasources.registry import splits
 
     roots = config.get("roots") or {}
     if name in roots:

@@ -11,7 +11,7 @@ few-label and fully supervised variants train on real train splits with the same
 Config entries read here (defaults in the dataclasses they fill, one place each):
     task: segmentation | keypoints                       what the networks predict and how they are scored
     variants: [transfer, semi, datasetgan, supervised]   keys of benchmark.variants.VARIANTS
-    test_sets: [toy-car-12, ...]                         toy ones or datasets.registry names (benchmark.sources;
+    test_sets: [toy-car-12, ...]                         toy ones or datasources.registry names (benchmark.sources;
                                                          the keypoint task: toy-car-keypoints, cub-bird, ...)
     roots: {dataset name: PATH}                          real roots (else configs/datasets/<name>.yaml)
     folds: 5            miou: official | mmseg          device: auto | cpu | cuda
@@ -41,6 +41,7 @@ from benchmark.metrics import mean_iou
 from benchmark.oracle import oracle_miou, output_grid
 from benchmark.protocol import (cross_validate, cross_validate_keypoints, fold_sums, folds, keypoint_counts,
                                 selection_threshold)
+from benchmark.qualitative import save_shown
 from benchmark.records import write_record
 from benchmark.keypoints import KeypointSettings, load_keypoint_images
 from benchmark.segmentation import RANDOM_INIT, SegmentationSettings, build_network, load_images
@@ -50,11 +51,11 @@ from benchmark.sources import (TOY_TEST_SETS, RealSources, ToyData, check_test_s
 from benchmark.variants import (KEYPOINT_VARIANTS, VARIANTS, Context, DatasetGANSettings, TransferSettings,
                                 check_datasetgan, check_real_sources, work_key)
 from datasetgan.distributed import rank_and_world
-from datasets.base import ClassSet
-from datasets.classes import CAR_12
-from datasets.files import atomic_write, read_json
-from datasets.datasetgan_release import RELEASES
-from datasets.toy import KEYPOINT_NAMES, SPLITS, ToySettings
+from datasources.base import ClassSet
+from datasources.classes import CAR_12
+from datasources.files import atomic_write, read_json
+from datasources.datasetgan_release import RELEASES
+from datasources.toy import KEYPOINT_NAMES, SPLITS, ToySettings
 
 CONVENTIONS = ("official", "mmseg")
 SECTIONS = {"toy": ToyData, "segmentation": SegmentationSettings, "keypoints": KeypointSettings,
@@ -290,6 +291,9 @@ def execute(runs: list[Run], out: Path) -> list[Path]:
         name = f"{config['suite']}-{run.table}-{run.row}-{where}" + (f"-round{run.round}" if run.round else "")
         if rank_and_world()[0] == 0:   # under torchrun every rank trains; one writes
             written.append(write_record(out / "runs", f"{name}-seed{seed}", record, started))
+            if ctx.predictions is not None:
+                save_shown(written[-1], test, ctx.predictions, folds(len(test), config.get("folds", 5)),
+                           record["cross_validation"]["miou"]["selected_checkpoints"])
     return written
 
 

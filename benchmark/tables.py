@@ -23,7 +23,8 @@ import pandas as pd
 
 from benchmark.configs import ConfigError
 from benchmark.metrics import iou_per_class
-from datasets.files import read_json
+from benchmark.qualitative import write_grids
+from datasources.files import read_json
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.csv")
 CAPTIONS = {"1": "Part segmentation (paper Table 1): mIoU (\\%)",
@@ -101,6 +102,20 @@ def per_class(out: Path, suite: str) -> pd.DataFrame:
                              "iou_seed_std": float(np.nanstd(ious[:, k], ddof=1)) if len(ious) > 1 else np.nan,
                              "records": len(ious)})
     return pd.DataFrame(rows)
+
+
+def per_class_markdown(classes: pd.DataFrame, suite: str) -> str:
+    """per_class() as one Markdown table per (table, test set): a row per class, a column per variant, IoU (%)
+    mean +- seed std."""
+    parts = []
+    for (table, column), part in classes.groupby(["table", "column"], sort=False):
+        shown = part.assign(iou=[_format("miou", m / 100, s / 100, " ± ") for m, s in zip(part.iou_mean,
+                                                                                         part.iou_seed_std)])
+        frame = shown.pivot(index="class", columns="row", values="iou").reindex(part["class"].unique())
+        frame = frame[list(part.row.unique())]
+        parts.append(f"**Suite {suite}, table {table}, {column}: IoU per class (%), mean ± std over training seeds**"
+                     f"\n\n{frame.reset_index().to_markdown(index=False, disable_numparse=True)}\n")
+    return "\n".join(parts)
 
 
 def build(out: Path, suite: str) -> pd.DataFrame:
@@ -256,8 +271,9 @@ def plot_fig6(table: pd.DataFrame, path: Path) -> Path:
 
 def write_tables(out: Path, suite: str) -> tuple[Path, Path, pd.DataFrame]:
     """Write out/tables/<suite>.csv (build(), tidy), .tex and .md from the records, out/tables/<suite>-per-class.csv
-    (per_class) when the suite has segmentation records, and out/tables/<suite>-fig6.png when the records hold
-    Fig. 6's runs; returns the CSV and LaTeX paths and the tidy table."""
+    and .md (per_class) when the suite has segmentation records, out/tables/qualitative/ (benchmark.qualitative:
+    a grid per table and test set) when its records hold predictions, and out/tables/<suite>-fig6.png when the
+    records hold Fig. 6's runs; returns the CSV and LaTeX paths and the tidy table."""
     table = build(out, suite)
     folder = Path(out) / "tables"
     folder.mkdir(parents=True, exist_ok=True)
@@ -268,6 +284,8 @@ def write_tables(out: Path, suite: str) -> tuple[Path, Path, pd.DataFrame]:
     classes = per_class(out, suite)
     if not classes.empty:
         classes.to_csv(folder / f"{suite}-per-class.csv", index=False)
+        (folder / f"{suite}-per-class.md").write_text(per_class_markdown(classes, suite))
+    write_grids(latest_per_cell(load_records(out, suite))[0], out, suite)
     if (table.table == "fig6").any():
         plot_fig6(table, folder / f"{suite}-fig6.png")
     return csv, tex, table

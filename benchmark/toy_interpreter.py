@@ -22,8 +22,8 @@ import torch
 
 from benchmark.configs import ConfigError
 from benchmark.sources import short_hash
-from datasets.files import atomic_write
-from datasets.toy import ToyDataset
+from datasources.files import atomic_write
+from datasources.toy import ToyDataset
 
 
 @dataclass(frozen=True)

@@ -42,18 +42,19 @@ import torch
 
 from benchmark import configs
 from benchmark.keypoints import KeypointImages, KeypointSettings, load_keypoint_images
-from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, fit, last_layer, load_images,
-                                    load_network, replace_last_layer, resize_image, trained_steps)
+from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, fit, kept_predictions,
+                                    last_layer, load_images, load_network, replace_last_layer, resize_image,
+                                    trained_steps)
 from benchmark.semi import S4GAN, S4GANSettings
 from benchmark.sources import (TOY_TEST_SETS, RealSources, Subset, ToyData, labelled_indices, real_dataset,
                                settings_from, short_hash, target_merge, task_of, task_targets, toy_split)
 from benchmark.toy_interpreter import ToyInterpreterSettings, file_digest, interpreter_config, trained
 from datasetgan.distributed import barrier, rank_and_world, rank_zero_first
-from datasets.base import ClassSet, LabelMerge, PartDataset
-from datasets.classes import CAR_12_TO_5
-from datasets.synthetic import filter_uncertain
-from datasets.files import image_files, read_rgb
-from datasets.toy import ToySettings
+from datasources.base import ClassSet, LabelMerge, PartDataset
+from datasources.classes import CAR_12_TO_5
+from datasources.synthetic import filter_uncertain
+from datasources.files import image_files, read_rgb
+from datasources.toy import ToySettings
 
 
 @dataclass
@@ -70,6 +71,7 @@ class Context:
     shared: Path     # work shared by runs, keyed by its settings
     device: str
     optimiser_steps: dict[str, int] = field(default_factory=dict)   # per network trained by train(): its steps
+    predictions: np.ndarray | None = None   # uint8 (E, S, H, W): train()'s shown test images at each evaluation
     toy: ToyData = field(init=False)
     segmentation: SegmentationSettings = field(init=False)
     keypoints: KeypointSettings = field(init=False)
@@ -124,11 +126,13 @@ class Context:
 
     def train(self, train, name: str, net: torch.nn.Module | None = None, objective=None) -> np.ndarray:
         """fit() `net` (default: a fresh DeepLab) on `train` in work/name; the test set's figures at every
-        checkpoint. The steps it ran are kept in optimiser_steps[name] for the run record."""
+        checkpoint. The steps it ran are kept in optimiser_steps[name] for the run record, the predictions fit()
+        kept in `predictions` (part labels)."""
         net = net or build_network(self.segmentation, self.test.num_outputs)
         figures = fit(net, train, self.test, self.segmentation, self.work / name, objective, self.device,
                       f"{self.test_set} {name} seed {self.segmentation.seed}")
         self.optimiser_steps[name] = trained_steps(self.work / name)
+        self.predictions = kept_predictions(self.work / name, self.segmentation.evaluations)
         return figures
 
 
@@ -152,7 +156,7 @@ class DatasetGANSettings:
     num: int = 10_000                   # samples generated
     view: int | None = None             # train on the first `view` of them (ablations: one set, many sizes)
     filter_ratio: float = 0.1           # of those, the most uncertain fraction left out
-    filter_rule: str = "paper"          # datasets.synthetic.filter_uncertain: the paper's, or "official" (its script's)
+    filter_rule: str = "paper"          # datasources.synthetic.filter_uncertain: the paper's, or "official" (its script's)
     shard_size: int = 100
 
     def __post_init__(self):
@@ -181,7 +185,7 @@ def check_datasetgan(config: dict, test_set: str, targets) -> None:
     its classes map onto the test set's (or its keypoints are the test set's). targets: the test set's class
     set, or its keypoint names."""
     from datasetgan.pipeline import check_interpreter_settings, project_path, targets as interpreter_targets
-    from datasets.synthetic import SyntheticDataset
+    from datasources.synthetic import SyntheticDataset
 
     settings = settings_from(DatasetGANSettings, config, "datasetgan")
     if settings.synthetic:
@@ -277,7 +281,7 @@ def datasetgan(ctx: Context) -> tuple[np.ndarray, dict]:
     """DeepLab on a filtered synthetic set: `datasetgan.synthetic` as given, or the first `num` (or `view`)
     samples the variant's interpreter generates with the `filter_ratio` most uncertain of them dropped."""
     from datasetgan.pipeline import project_path
-    from datasets.synthetic import SyntheticDataset
+    from datasources.synthetic import SyntheticDataset
 
     settings = settings_from(DatasetGANSettings, ctx.config, "datasetgan")
     if settings.synthetic:

@@ -18,8 +18,8 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from datasetgan.backbone import Backbone
-from datasets.base import ClassSet, DatasetFormatError
-from datasets.files import read_text, require_file
+from datasources.base import ClassSet, DatasetFormatError
+from datasources.files import read_text, require_file
 
 
 @dataclass(frozen=True)

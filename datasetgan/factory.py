@@ -9,7 +9,7 @@ Layout of an output folder:
         samples.json           per seed: z, image uncertainty score, and keypoints [[x, y, visible], ...]
                                in label pixels (a keypoint labeler, or a keypointer beside a segmentation one)
     index.json              written once every shard exists: the kept seeds after dropping the
-                            `filter_ratio` most uncertain images (datasets.synthetic.filter_uncertain),
+                            `filter_ratio` most uncertain images (datasources.synthetic.filter_uncertain),
                             with the settings and the class names and/or keypoint names
     coco.json               with --format coco: the kept samples as COCO, one RLE mask per class
 
@@ -34,10 +34,10 @@ from torch import Tensor
 from tqdm import tqdm
 
 from datasetgan.backbone import Backbone, Synthesized
-from datasets.base import ClassSet
-from datasets.coco import to_coco
-from datasets.files import atomic_write, read_gray, read_json
-from datasets.synthetic import filter_uncertain, shard_file
+from datasources.base import ClassSet
+from datasources.coco import to_coco
+from datasources.files import atomic_write, read_gray, read_json
+from datasources.synthetic import filter_uncertain, shard_file
 
 # A labeler maps generated samples to (labels int64 (B, H, W), js float (B, H, W), score float (B,)), higher
 # scores less certain; a keypoint labeler to (keypoints float (B, K, 3) (x, y, visible) in label pixels, None, score).
@@ -53,7 +53,7 @@ class FactorySettings:
     shard_size: int = 100
     batch: int = 4
     filter_ratio: float = 0.1   # fraction of the most uncertain images left out of index.json
-    filter_rule: str = "paper"  # datasets.synthetic.filter_uncertain: "paper" or the official script's "official"
+    filter_rule: str = "paper"  # datasources.synthetic.filter_uncertain: "paper" or the official script's "official"
     coco: bool = False
 
 

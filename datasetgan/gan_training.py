@@ -24,8 +24,8 @@ from tqdm import tqdm
 from datasetgan.backbone import Backbone, Truncation
 from datasetgan.quality import colour_diversity, layout_diversity
 from datasetgan.stylegan2 import LRELU_GAIN, FullyConnected, Generator, GeneratorConfig
-from datasets.base import CheckpointFormatError, DatasetFormatError
-from datasets.files import atomic_write, read_rgb, read_torch
+from datasources.base import CheckpointFormatError, DatasetFormatError
+from datasources.files import atomic_write, read_rgb, read_torch
 
 
 TOY_GAN = Path(__file__).resolve().parents[1] / "checkpoints" / "toy-car-gan.pt"  # shipped with the code

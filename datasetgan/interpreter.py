@@ -39,8 +39,8 @@ from tqdm import tqdm
 
 from datasetgan.linear_first import FoldedEnsemble, LabelGrid, gather_features, member_outputs_in_strips
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS
-from datasets.base import IGNORE, CheckpointFormatError
-from datasets.files import atomic_write, read_torch
+from datasources.base import IGNORE, CheckpointFormatError
+from datasources.files import atomic_write, read_torch
 from inverse_graphics.camera import assert_shape
 
 MODES = ("segmentation", "keypoints")

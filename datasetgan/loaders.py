@@ -30,8 +30,8 @@ from torch import Tensor
 
 from datasetgan.gan_training import load_generator
 from datasetgan.stylegan2 import Generator, GeneratorConfig
-from datasets.base import CheckpointFormatError
-from datasets.files import read_torch
+from datasources.base import CheckpointFormatError
+from datasources.files import read_torch
 
 
 # ---------------------------------------------------------------------------------------------------

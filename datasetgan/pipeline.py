@@ -5,7 +5,7 @@ A config is a mapping with:
     generator:   {checkpoint: PATH, truncation_psi: 0.7}    ours, a stylegan2-ada pickle or a rosinality .pt; the
                                                             factory samples at truncation_psi (the official 0.7)
                  {stylegan1: cat|car|face, checkpoint: PATH, avg_latent: PATH (optional)}
-    classes:     a class-set name (datasets.classes.CLASS_SETS)
+    classes:     a class-set name (datasources.classes.CLASS_SETS)
     keypoints:   keypoint mode (interpreter: {mode: keypoints}) instead of classes: a KEYPOINT_SETS name
     annotations: {kind: inverted, latents: PATH.npy, labels: DIR}   latents from `benchmark gan project` (the image
                       names and their noise seeds in inversion.json beside the latents) and label PNGs of the
@@ -34,12 +34,13 @@ from datasetgan.interpreter import (InterpreterConfig, load_ensemble, load_offic
                                    train_ensemble)
 from datasetgan.loaders import load_generator_any
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS, load_stylegan1
-from datasets.base import ClassSet, DatasetFormatError
-from datasets.classes import CLASS_SETS, CUB_KEYPOINTS
-from datasets.coco import read_coco
-from datasets.files import list_files, read_json, read_npy
-from datasets.toy import KEYPOINT_NAMES
-from datasets.voc import read_voc
+from datasources.base import ClassSet, DatasetFormatError
+from datasources.classes import CLASS_SETS, CUB_KEYPOINTS
+from datasources.coco import read_coco
+from datasources.files import list_files, read_json, read_npy
+from datasources.label_studio import read_label_studio
+from datasources.toy import KEYPOINT_NAMES
+from datasources.voc import read_voc
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYPOINT_SETS = {"toy-car": KEYPOINT_NAMES, "cub": CUB_KEYPOINTS}
@@ -127,7 +128,7 @@ def load_annotations(spec: dict, classes: ClassSet | tuple[str, ...], size: tupl
         return [Annotation(check_labels(masks[Path(name).stem], size, classes, f"{where}: {name}"), f"{where}: {name}",
                            ws=w, noise_seed=seed) for name, w, seed in zip(names, ws, seeds)]
     if kind == "release":
-        from datasets.datasetgan_release import RELEASES, ReleaseDataset
+        from datasources.datasetgan_release import RELEASES, ReleaseDataset
 
         release = RELEASES[_require(spec, "name", "annotations")]
         data = ReleaseDataset(project_path(_require(spec, "root", "annotations")), "train", release=release)
@@ -152,14 +153,16 @@ def load_annotations(spec: dict, classes: ClassSet | tuple[str, ...], size: tupl
 
 def _annotation_masks(where: Path, names: list[str], classes: ClassSet, index: Path,
                       strict: bool) -> dict[str, np.ndarray]:
-    """image stem -> labels int64 (H, W) of every image `names` lists, from a COCO file (`.json`, e.g. CVAT's
-    "COCO 1.0" export), a Segmentation-mask folder (labelmap.txt and SegmentationClass/, CVAT's "Segmentation
-    mask 1.1"), or a folder of mask PNGs named as the images (class indices or the class set's palette colours).
-    A named image without a mask fails naming the file; so does, when `strict` (a set `annotate prepare` wrote),
-    a mask of an image `index` does not name (elsewhere the masks may cover more images than were inverted)."""
+    """image stem -> labels int64 (H, W) of every image `names` lists, from a COCO file (`.json`, e.g. CVAT's "COCO
+    1.0" export), a Label Studio JSON export of brush labels (`.json`, a list of tasks), a Segmentation-mask folder
+    (labelmap.txt and SegmentationClass/, CVAT's "Segmentation mask 1.1"), or a folder of mask PNGs named as the
+    images (class indices or the class set's palette colours). A named image without a mask fails naming the file;
+    so does, when `strict` (a set `annotate prepare` wrote), a mask of an image `index` does not name (elsewhere the
+    masks may cover more images than were inverted)."""
     wanted = {Path(name).stem for name in names}
     if where.suffix == ".json":
-        masks = {Path(name).stem: labels for name, labels in read_coco(where, classes).items()}
+        read = read_label_studio if isinstance(read_json(where, "annotation file"), list) else read_coco
+        masks = {Path(name).stem: labels for name, labels in read(where, classes).items()}
     elif (where / "labelmap.txt").is_file():
         masks = read_voc(where, classes)
     else:

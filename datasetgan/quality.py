@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from datasets.toy import ToySettings, render_sample, split_seeds
+from datasources.toy import ToySettings, render_sample, split_seeds
 
 
 @dataclass(frozen=True)

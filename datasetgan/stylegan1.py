@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from datasets.base import CheckpointFormatError
-from datasets.files import read_torch
+from datasources.base import CheckpointFormatError
+from datasources.files import read_torch
 from inverse_graphics.camera import assert_shape
 
 CONV_GAIN = math.sqrt(2)

@@ -21,15 +21,15 @@ import pygltflib
 import trimesh
 from trimesh.visual.material import PBRMaterial
 
-from datasets.classes import CAR_12
-from datasets.files import atomic_write
-from datasets.toy.car import KEYPOINT_NAMES
+from datasources.classes import CAR_12
+from datasources.files import atomic_write
+from datasources.toy.car import KEYPOINT_NAMES
 from downstream.recon import Reconstruction, check_recon
 
 GLB_FROM_WORLD = np.array([[0.0, 0, -1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]])  # x -> z, z -> -x
 GLASS = ("wind shield", "window")
 LAMPS = ("head light", "tail light")
-SIDES = ("left", "right")  # left at -z: the car's right side is +z (datasets.toy.car)
+SIDES = ("left", "right")  # left at -z: the car's right side is +z (datasources.toy.car)
 # front_left, front_right, rear_left, rear_right: index = 2 * rear + right, as find_wheels groups them
 WHEEL_NAMES = tuple(name for name in KEYPOINT_NAMES if name.startswith("wheel_"))
 SPIN_AXIS, STEER_AXIS = (0.0, 0.0, 1.0), (0.0, 1.0, 0.0)  # in a wheel node's frame

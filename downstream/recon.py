@@ -1,9 +1,9 @@
 """The reconstruction dict of `inverse_graphics.reconstruct`, checked once where downstream code takes it.
 
-Conventions (those of inverse_graphics.camera and datasets.toy.car): world in metres, y up, the car's
+Conventions (those of inverse_graphics.camera and datasources.toy.car): world in metres, y up, the car's
 front at +x, its right side at +z, the car near the origin; faces counter-clockwise seen from outside;
-face labels are ADE-Car-12 indices (datasets.classes.CAR_12); keypoints are named by the optional
-"keypoint_names" (default datasets.toy.car.KEYPOINT_NAMES). Other keys (a UV texture, say) are ignored.
+face labels are ADE-Car-12 indices (datasources.classes.CAR_12); keypoints are named by the optional
+"keypoint_names" (default datasources.toy.car.KEYPOINT_NAMES). Other keys (a UV texture, say) are ignored.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from datasets.classes import CAR_12
-from datasets.toy.car import KEYPOINT_NAMES
+from datasources.classes import CAR_12
+from datasources.toy.car import KEYPOINT_NAMES
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datasets.classes import CAR_12
-from datasets.files import atomic_write
+from datasources.classes import CAR_12
+from datasources.files import atomic_write
 from downstream.recon import check_recon
 from inverse_graphics import RasterSettings, interpolate, interpolate_face, look_at, project, rasterize
 

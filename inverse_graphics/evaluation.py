@@ -17,9 +17,9 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from benchmark.metrics import confusion, iou_per_class, mean_iou
-from datasets.classes import CAR_12
-from datasets.toy import CarParams, ToySettings, build_car, render_sample
-from datasets.toy.car import CarMesh
+from datasources.classes import CAR_12
+from datasources.toy import CarParams, ToySettings, build_car, render_sample
+from datasources.toy.car import CarMesh
 
 from .camera import look_at, project
 from .rasterizer import RasterSettings, rasterize

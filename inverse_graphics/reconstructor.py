@@ -18,10 +18,10 @@ from torch import Tensor, nn
 from torchvision.models import resnet18
 from torchvision.models.resnet import BasicBlock, ResNet
 
-from datasets.base import CheckpointFormatError, DatasetFormatError
-from datasets.classes import CAR_12
-from datasets.files import atomic_write, read_torch
-from datasets.toy.car import KEYPOINT_NAMES
+from datasources.base import CheckpointFormatError, DatasetFormatError
+from datasources.classes import CAR_12
+from datasources.files import atomic_write, read_torch
+from datasources.toy.car import KEYPOINT_NAMES
 
 from .camera import assert_shape
 from .render import sample_uv

@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from datasets.base import CheckpointFormatError
-from datasets.files import atomic_write, read_torch
+from datasources.base import CheckpointFormatError
+from datasources.files import atomic_write, read_torch
 
 from .camera import Cameras, look_at
 from .losses import (LossWeights, colour_loss, deformation_loss, flatten_loss, iou_loss, keypoint_loss,

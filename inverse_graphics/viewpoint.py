@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from datasets.base import CheckpointFormatError
-from datasets.files import atomic_write, read_torch
+from datasources.base import CheckpointFormatError
+from datasources.files import atomic_write, read_torch
 
 from .camera import assert_shape
 from .views import Views

@@ -15,10 +15,10 @@ from tqdm import tqdm
 
 from datasetgan.backbone import Backbone
 from datasetgan.factory import Labeler, image_at_label_grid
-from datasets.base import DatasetFormatError, PartDataset
-from datasets.classes import CAR_12
-from datasets.synthetic import SyntheticDataset
-from datasets.toy import KEYPOINT_NAMES, ToyDataset, ToySettings, render_sample
+from datasources.base import DatasetFormatError, PartDataset
+from datasources.classes import CAR_12
+from datasources.synthetic import SyntheticDataset
+from datasources.toy import KEYPOINT_NAMES, ToyDataset, ToySettings, render_sample
 
 from .camera import assert_shape
 

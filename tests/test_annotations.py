@@ -9,8 +9,8 @@ from PIL import Image
 from datasetgan.annotations import Annotation, check_labels, features_of, read_labelme, read_mask_png
 from datasetgan.backbone import Backbone
 from datasetgan.stylegan2 import Generator, GeneratorConfig
-from datasets.base import DatasetFormatError
-from datasets.classes import CAR_12
+from datasources.base import DatasetFormatError
+from datasources.classes import CAR_12
 
 
 def _labelme(path, shapes, h=6, w=8):

@@ -8,8 +8,8 @@ from benchmark.keypoints import KeypointImages, load_keypoint_images
 from benchmark.metrics import heatmap_argmax
 from benchmark.segmentation import LabelledImages, SegmentationSettings, build_network, fit, to_input
 from datasetgan.interpreter import gaussian_heatmaps
-from datasets.base import DatasetFormatError, PartDataset, Sample
-from datasets.classes import CAR_5
+from datasources.base import DatasetFormatError, PartDataset, Sample
+from datasources.classes import CAR_5
 
 LIGHT = SegmentationSettings(backbone="mobilenet_v3_large", steps=4, evaluations=2, batch_size=2)
 

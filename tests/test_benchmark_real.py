@@ -7,9 +7,9 @@ import torch
 
 from benchmark.segmentation import SegmentationSettings, build_network
 from benchmark.sources import class_merge
-from datasets.classes import CAR_5, CAR_20
-from tests.fixtures.images import photo, save
-from tests.fixtures.suites import REDUCED, cells, run_quick
+from datasources.classes import CAR_5, CAR_20
+from fixtures.images import photo, save
+from fixtures.suites import REDUCED, cells, run_quick
 
 SEGMENTATION = {**REDUCED["segmentation"], "resolution": 16}
 
@@ -17,8 +17,8 @@ SEGMENTATION = {**REDUCED["segmentation"], "resolution": 16}
 def _sources(tmp_path) -> dict:
     """PASCAL-Part test cars, car-20's three annotated GAN images as the human labels, five unlabelled photos
     and a 21-class DeepLab file (torchvision's MS-COCO layout, auxiliary head included) as the source network."""
-    from tests.fixtures.datasetgan import build as build_release
-    from tests.fixtures.pascal_part import build as build_pascal
+    from fixtures.datasetgan import build as build_release
+    from fixtures.pascal_part import build as build_pascal
 
     build_pascal(tmp_path / "voc")
     build_release(tmp_path / "release", "car-20")
@@ -77,7 +77,7 @@ def test_real_source_problems_stop_before_training(tmp_path, change, message):
 
 
 def test_a_labelled_set_whose_classes_do_not_meet_the_test_set(tmp_path):
-    from tests.fixtures.datasetgan import build as build_release
+    from fixtures.datasetgan import build as build_release
 
     config = _sources(tmp_path)
     build_release(tmp_path / "release", "cat-16")

@@ -10,9 +10,9 @@ import torch
 from benchmark import configs, suites
 from benchmark.keypoints import load_keypoint_images
 from benchmark.segmentation import SegmentationSettings, build_network
-from datasets.classes import CUB_KEYPOINTS, CUB_MASK
-from datasets.cub import CUBBirds
-from tests.fixtures.suites import REDUCED, cells, run_quick
+from datasources.classes import CUB_KEYPOINTS, CUB_MASK
+from datasources.cub import CUBBirds
+from fixtures.suites import REDUCED, cells, run_quick
 
 SEGMENTATION = {**REDUCED["segmentation"], "resolution": 16}
 
@@ -20,7 +20,7 @@ SEGMENTATION = {**REDUCED["segmentation"], "resolution": 16}
 def _birds(tmp_path) -> dict:
     """The CUB fixture (two test birds, one train bird) as the keypoint test set, its train bird as the few
     labels, and a 21-class DeepLab file (torchvision's MS-COCO layout) as the transfer source."""
-    from tests.fixtures.cub import build
+    from fixtures.cub import build
 
     build(tmp_path / "cub")
     net = build_network(SegmentationSettings(**SEGMENTATION), 21)
@@ -32,7 +32,7 @@ def _birds(tmp_path) -> dict:
 
 
 def test_cub_keypoints_scale_with_their_images_and_the_mask_box_gives_the_pck_normaliser(tmp_path):
-    from tests.fixtures.cub import build
+    from fixtures.cub import build
 
     fixture = build(tmp_path / "cub")
     data = load_keypoint_images(CUBBirds(tmp_path / "cub", "test"), None, 16, sigma=1.0)
@@ -82,13 +82,13 @@ def _other_labelled_set(name: str, build):
 
 
 def _pascal(root):
-    from tests.fixtures.pascal_part import build
+    from fixtures.pascal_part import build
 
     build(root)
 
 
 def _cats(root):
-    from tests.fixtures.kaggle_cats import build
+    from fixtures.kaggle_cats import build
 
     root.mkdir()
     build(root)

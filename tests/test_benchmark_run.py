@@ -1,14 +1,17 @@
 """`benchmark run` end to end on a reduced quick profile, and bad input stopped before any training."""
 import json
+import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
 from benchmark import configs
 from benchmark.suites import check
 from benchmark.variants import VARIANTS
-from tests.fixtures.suites import REDUCED, cells, run_quick
+from fixtures.suites import REDUCED, cells, run_quick
 
 def test_variants_are_a_plain_dict():
     assert list(VARIANTS) == ["transfer", "semi", "datasetgan", "supervised"]
@@ -29,6 +32,16 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     assert all(len(ids.split()) == 1 for ids in table.record_ids)
     assert "| datasetgan |" in (out / "tables" / "parts.md").read_text()
     assert "1 seed a cell" in (out / "tables" / "parts.tex").read_text()
+    # per class: one row per (variant, class) of the 12 car classes; the qualitative grid from the kept predictions
+    per_class = pd.read_csv(out / "tables" / "parts-per-class.csv")
+    assert len(per_class) == 4 * 12 and per_class.iou_mean.dropna().between(0, 100).all()
+    assert re.search(r"\| head light +\| [0-9.]+ +\|", (out / "tables" / "parts-per-class.md").read_text())
+    grid = Image.open(out / "tables" / "qualitative" / "parts-1-toy-car-12.png")
+    assert grid.format == "PNG" and grid.size[0] > grid.size[1] / 2
+    shown = np.load(next((out / "runs").glob("*semi-toy-car-12-seed0")) / "qualitative.npz")
+    assert shown["indices"].tolist() == [0, 1, 3, 4, 5, 6, 8, 9]   # 8 of the 10 test images, spread over the folds
+    assert shown["predictions"].shape == shown["labels"].shape == (8, 32, 32) and shown["predictions"].max() < 12
+    assert set(shown["checkpoints"].tolist()) <= {0, 1}
     records = [json.loads(p.read_text()) for p in sorted((out / "runs").glob("*/record.json"))]
     assert len(records) == 4
     r = next(rec for rec in records if rec["variant"] == "transfer")   # folder names sort by second, then name
@@ -145,7 +158,7 @@ def _cat_synthetic(folder):
     from datasetgan.backbone import Backbone
     from datasetgan.factory import FactorySettings, generate
     from datasetgan.stylegan2 import Generator, GeneratorConfig
-    from datasets.classes import CAT_16
+    from datasources.classes import CAT_16
 
     def labeler(sample):
         grey = sample.image.mean(1).clamp(-1, 0.999)
@@ -159,7 +172,7 @@ def _cat_synthetic(folder):
 
 
 def test_a_real_test_set_runs_the_datasetgan_variant(tmp_path):
-    from tests.fixtures.datasetgan import build
+    from fixtures.datasetgan import build
 
     build(tmp_path / "release", "cat-16")   # 3 test images of 6 x 8 pixels, 16 classes
     _cat_synthetic(tmp_path / "synthetic")
@@ -174,7 +187,7 @@ def test_a_real_test_set_runs_the_datasetgan_variant(tmp_path):
 
 
 def test_a_real_test_set_with_no_images(tmp_path):
-    from tests.fixtures.ade20k import build_2021
+    from fixtures.ade20k import build_2021
 
     build_2021(tmp_path / "ade")   # three validation images: all taken by the first-50 validation split
     result = run_quick(tmp_path, {"test_sets": ["ade-car-12"], "variants": ["supervised"],

@@ -9,8 +9,8 @@ from benchmark.configs import ConfigError
 from benchmark.oracle import oracle_miou, output_grid
 from benchmark.segmentation import (BatchSchedule, LabelledImages, SegmentationSettings, build_network, evaluate, fit,
                                     last_layer, load_images, replace_last_layer, trained_steps)
-from datasets.base import IGNORE, DatasetFormatError, PartDataset, Sample
-from datasets.classes import CAR_5, CAR_12, CAR_12_TO_5
+from datasources.base import IGNORE, DatasetFormatError, PartDataset, Sample
+from datasources.classes import CAR_5, CAR_12, CAR_12_TO_5
 
 LIGHT = SegmentationSettings(backbone="mobilenet_v3_large", steps=4, evaluations=2, batch_size=2)
 

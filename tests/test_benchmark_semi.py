@@ -4,8 +4,8 @@ import torch
 
 from benchmark.segmentation import LabelledImages, SegmentationSettings, build_network, fit, to_input
 from benchmark.semi import S4GAN, Discriminator, S4GANSettings, one_hot
-from datasets.base import IGNORE
-from datasets.classes import CAR_5
+from datasources.base import IGNORE
+from datasources.classes import CAR_5
 
 LIGHT = SegmentationSettings(backbone="mobilenet_v3_large", steps=4, evaluations=2, batch_size=2)
 

@@ -5,9 +5,9 @@ import json
 from click.testing import CliRunner
 
 from benchmark.cli import cli
-from datasets.synthetic import SyntheticDataset
-from datasets.toy import KEYPOINT_NAMES
-from tests.fixtures.suites import REDUCED, cells, run_quick
+from datasources.synthetic import SyntheticDataset
+from datasources.toy import KEYPOINT_NAMES
+from fixtures.suites import REDUCED, cells, run_quick
 
 
 def _records(out):

@@ -88,7 +88,7 @@ def test_python_m_benchmark_is_the_same_command():
 def test_gan_train_one_iteration_records_its_options(tmp_path):
     import torch
 
-    from datasets.toy import ToySettings, write_split
+    from datasources.toy import ToySettings, write_split
 
     write_split(tmp_path / "pool", "unlabelled", 4, ToySettings(resolution=64))
     result = CliRunner().invoke(cli, ["gan", "train", "--data", str(tmp_path / "pool"), "--run", str(tmp_path / "run"),

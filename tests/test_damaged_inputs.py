@@ -20,10 +20,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from benchmark.cli import cli
-from datasets.toy import ToySettings, write_split
-from tests.fixtures import cub, pascal_part
-from tests.fixtures.annotated import build_annotated, invoke
-from tests.fixtures.images import truncate
+from datasources.toy import ToySettings, write_split
+from fixtures import cub, pascal_part
+from fixtures.annotated import build_annotated, invoke
+from fixtures.images import truncate
 
 
 @pytest.fixture(scope="module")

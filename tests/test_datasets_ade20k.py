@@ -4,13 +4,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import datasets.ade20k as ade20k
-from datasets.ade20k import ADECars
-from datasets.ade20k_2016 import decode
-from datasets.base import DatasetFormatError
-from datasets.classes import CAR_5, CAR_12, CAR_12_TO_5
-from tests.fixtures.ade20k import build_2016, build_2021
-from tests.fixtures.images import decoded
+import datasources.ade20k as ade20k
+from datasources.ade20k import ADECars
+from datasources.ade20k_2016 import decode
+from datasources.base import DatasetFormatError
+from datasources.classes import CAR_5, CAR_12, CAR_12_TO_5
+from fixtures.ade20k import build_2016, build_2021
+from fixtures.images import decoded
 
 BUILDERS = {"2016": build_2016, "2021": build_2021}
 

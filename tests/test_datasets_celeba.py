@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import datasets.celebamask_hq as celebamask_hq
-from datasets.base import DatasetFormatError
-from datasets.celebamask_hq import CelebAMaskHQ
-from datasets.classes import CELEBA_19, CELEBA_19_TO_8, CELEBA_MASK_8
-from tests.fixtures.celebamask import NAMES_8, ORDER, build, mask_path
-from tests.fixtures.images import save
+import datasources.celebamask_hq as celebamask_hq
+from datasources.base import DatasetFormatError
+from datasources.celebamask_hq import CelebAMaskHQ
+from datasources.classes import CELEBA_19, CELEBA_19_TO_8, CELEBA_MASK_8
+from fixtures.celebamask import NAMES_8, ORDER, build, mask_path
+from fixtures.images import save
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ import pytest
 from click.testing import CliRunner
 
 from benchmark.cli import cli
-from datasets.base import DatasetFormatError
-from datasets.check import check_dataset
-from datasets.registry import DATASETS
-from tests.fixtures import ade20k, celebamask, cub, datasetgan, kaggle_cats, pascal_part, stanford_cars
-from tests.fixtures.images import save, truncate
+from datasources.base import DatasetFormatError
+from datasources.check import check_dataset
+from datasources.registry import DATASETS
+from fixtures import ade20k, celebamask, cub, datasetgan, kaggle_cats, pascal_part, stanford_cars
+from fixtures.images import save, truncate
 
 SOUND = {
     "ade-car-12": ade20k.build_2021,
@@ -126,9 +126,9 @@ def test_cli_exit_codes(tmp_path):
 
 
 def test_class_shares_count_pixels_and_images():
-    from datasets.base import IGNORE, PartDataset, Sample
-    from datasets.check import class_shares
-    from datasets.classes import CAR_5
+    from datasources.base import IGNORE, PartDataset, Sample
+    from datasources.check import class_shares
+    from datasources.classes import CAR_5
 
     class Two(PartDataset):
         classes = CAR_5

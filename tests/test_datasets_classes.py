@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from datasets.base import IGNORE
-from datasets.classes import (BEDROOM_19, BIRD_11, CAR_5, CAR_12, CAR_12_TO_5, CAR_20, CAR_20_TO_12, CAT_16,
+from datasources.base import IGNORE
+from datasources.classes import (BEDROOM_19, BIRD_11, CAR_5, CAR_12, CAR_12_TO_5, CAR_20, CAR_20_TO_12, CAT_16,
                               CELEBA_19_TO_8, CELEBA_MASK_8, FACE_34, FACE_34_TO_8, PASCAL_CAR_TO_5)
-from tests.fixtures.celebamask import TO_8
+from fixtures.celebamask import TO_8
 
 
 def test_class_counts_match_the_paper_names():

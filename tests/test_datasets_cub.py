@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from datasets.base import DatasetFormatError
-from datasets.classes import CUB_KEYPOINTS
-from datasets.cub import CUBBirds
-from tests.fixtures.cub import IMAGES, build
-from tests.fixtures.images import decoded
+from datasources.base import DatasetFormatError
+from datasources.classes import CUB_KEYPOINTS
+from datasources.cub import CUBBirds
+from fixtures.cub import IMAGES, build
+from fixtures.images import decoded
 
 
 @pytest.fixture

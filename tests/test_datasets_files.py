@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets.base import DatasetFormatError
-from datasets.files import (check_split, crop, file_index, mask_box, pair_by_sorted_name, read_pickle, read_rgb,
+from datasources.base import DatasetFormatError
+from datasources.files import (check_split, crop, file_index, mask_box, pair_by_sorted_name, read_pickle, read_rgb,
                             take_split)
-from tests.fixtures.images import photo, save, truncate
+from fixtures.images import photo, save, truncate
 
 
 def test_pairing_by_index_in_sorted_image_order():

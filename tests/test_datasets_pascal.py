@@ -4,11 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets.base import DatasetFormatError
-from datasets.classes import CAR_5, PASCAL_CAR_PARTS, PASCAL_CAR_TO_5
-from datasets.pascal_part import PascalCars, part_kind
-from tests.fixtures.images import decoded
-from tests.fixtures.pascal_part import add_unknown_part, build
+from datasources.base import DatasetFormatError
+from datasources.classes import CAR_5, PASCAL_CAR_PARTS, PASCAL_CAR_TO_5
+from datasources.pascal_part import PascalCars, part_kind
+from fixtures.images import decoded
+from fixtures.pascal_part import add_unknown_part, build
 
 
 @pytest.fixture

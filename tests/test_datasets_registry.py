@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from datasets.registry import DATASETS, load, splits
+from datasources.registry import DATASETS, load, splits
 
 NAMES = ["ade-car-12", "ade-car-5", "pascal-car-5", "celeba-mask-8", "cub-bird", "car-20", "face-34", "bird-11",
          "cat-16", "bedroom-19", "stanford-cars", "kaggle-cats"]

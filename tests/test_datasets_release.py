@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from datasets.base import DatasetFormatError
-from datasets.classes import BEDROOM_19, BIRD_11, CAR_20, CAT_16, FACE_34
-from datasets.datasetgan_release import RELEASES, ReleaseDataset
-from tests.fixtures.datasetgan import FOLDERS, build, release_test_dir
-from tests.fixtures.images import decoded
+from datasources.base import DatasetFormatError
+from datasources.classes import BEDROOM_19, BIRD_11, CAR_20, CAT_16, FACE_34
+from datasources.datasetgan_release import RELEASES, ReleaseDataset
+from fixtures.datasetgan import FOLDERS, build, release_test_dir
+from fixtures.images import decoded
 
 CLASSES = {"car-20": CAR_20, "face-34": FACE_34, "cat-16": CAT_16, "bird-11": BIRD_11, "bedroom-19": BEDROOM_19}
 

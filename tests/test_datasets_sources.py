@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from datasets.base import DatasetFormatError
-from datasets.classes import CAT_KEYPOINTS
-from datasets.kaggle_cats import KaggleCats
-from datasets.stanford_cars import StanfordCars
-from tests.fixtures import kaggle_cats, stanford_cars
-from tests.fixtures.images import decoded
+from datasources.base import DatasetFormatError
+from datasources.classes import CAT_KEYPOINTS
+from datasources.kaggle_cats import KaggleCats
+from datasources.stanford_cars import StanfordCars
+from fixtures import kaggle_cats, stanford_cars
+from fixtures.images import decoded
 
 
 def test_stanford_cars_boxes_become_zero_based_exclusive(tmp_path):

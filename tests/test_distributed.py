@@ -81,7 +81,7 @@ def test_a_suite_under_torchrun_trains_data_parallel_and_writes_one_record(tmp_p
 
     import yaml
 
-    from tests.fixtures.suites import REDUCED
+    from fixtures.suites import REDUCED
 
     (tmp_path / "user.yaml").write_text(yaml.safe_dump({**REDUCED, "variants": ["datasetgan", "supervised"],
                                                         "test_sets": ["toy-car-12"]}))

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from benchmark.cli import cli
-from datasets.classes import CAR_12
-from datasets.toy.car import KEYPOINT_NAMES, build_car, sample_params
+from datasources.classes import CAR_12
+from datasources.toy.car import KEYPOINT_NAMES, build_car, sample_params
 from downstream.export import (GLASS, GLB_FROM_WORLD, LAMPS, WHEEL_NAMES, ExportSettings, build_scene, complete_wheels,
                                export_glb, find_wheels, wheel_tracks)
 from downstream.recon import check_recon
@@ -29,7 +29,7 @@ def toy_recon(seed: int = 0) -> tuple[dict, np.ndarray]:
     colors[car.faces.ravel()] = np.repeat(car.face_colors, 3, axis=0)  # each hull vertex has one colour
     recon = {"vertices": car.verts, "faces": car.faces, "face_labels": car.face_labels,
              "vertex_colors": colors, "keypoints": car.keypoints}
-    # Toy wheels reach from 2 cm outside the body side to 22 cm inward (datasets/toy/car.py build_car).
+    # Toy wheels reach from 2 cm outside the body side to 22 cm inward (datasources/toy/car.py build_car).
     x, y, z = params.wheelbase / 2, params.wheel_radius - params.height / 2, params.width / 2 + 0.02 - 0.11
     centres = np.array([[x, y, -z], [x, y, z], [-x, y, -z], [-x, y, z]])
     return recon, centres

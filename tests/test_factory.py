@@ -11,9 +11,9 @@ from PIL import Image
 from datasetgan.backbone import Backbone
 from datasetgan.factory import FactorySettings, generate
 from datasetgan.stylegan2 import Generator, GeneratorConfig
-from datasets.classes import CAR_5
-from datasets.coco import read_coco
-from datasets.synthetic import SyntheticDataset
+from datasources.classes import CAR_5
+from datasources.coco import read_coco
+from datasources.synthetic import SyntheticDataset
 
 
 def _backbone():
@@ -118,7 +118,7 @@ def test_a_keypoint_labeler_writes_keypoints_and_no_label_maps(tmp_path):
 
 
 def test_the_papers_filter_and_the_official_scripts_slice_on_hand_made_scores():
-    from datasets.synthetic import filter_uncertain
+    from datasources.synthetic import filter_uncertain
 
     scores = {seed: float(seed) for seed in range(100)}   # seed 99 the most uncertain, seed 0 the most certain
     kept, dropped = filter_uncertain(scores, 0.1)

@@ -14,7 +14,7 @@ from datasetgan.interpreter import (EarlyStopping, InterpreterConfig, PixelEnsem
                                     train_ensemble)
 from datasetgan.linear_first import gather_features, member_outputs_in_strips
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS
-from datasets.base import IGNORE
+from datasources.base import IGNORE
 
 # Real channel layouts and resize factors; a band of label rows keeps the naive twin quick. The bands cover the
 # top border (cat), the last rows of the car's 64:448 crop, and the bottom border (face, whose 1024 maps shrink).

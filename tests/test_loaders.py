@@ -9,8 +9,8 @@ import torch
 from datasetgan.gan_training import save_generator
 from datasetgan.loaders import load_generator_any, load_rosinality_pt, load_stylegan2_pkl
 from datasetgan.stylegan2 import Generator, GeneratorConfig
-from datasets.base import CheckpointFormatError
-from tests.fixtures.stylegan2_formats import (MODULE_SRC, ada_network, ada_snapshot, rosinality_forward,
+from datasources.base import CheckpointFormatError
+from fixtures.stylegan2_formats import (MODULE_SRC, ada_network, ada_snapshot, rosinality_forward,
                                               rosinality_state_dict, stylegan3_network, write_pickle,
                                               write_rosinality_pt)
 

@@ -9,10 +9,10 @@ from PIL import Image
 
 from benchmark.cli import cli
 from datasetgan.stylegan2 import Generator, GeneratorConfig
-from datasets.base import DatasetFormatError
-from datasets.classes import CAR_5
-from datasets.synthetic import SyntheticDataset
-from tests.fixtures.annotated import build_annotated, invoke
+from datasources.base import DatasetFormatError
+from datasources.classes import CAR_5
+from datasources.synthetic import SyntheticDataset
+from fixtures.annotated import build_annotated, invoke
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_train_then_generate_a_filtered_dataset(annotated):
 
 
 def test_generate_writes_a_cvat_segmentation_mask_folder(annotated):
-    from datasets.voc import read_voc
+    from datasources.voc import read_voc
 
     config = str(annotated / "config.yaml")
     invoke("interpreter", "train", "--config", config)
@@ -46,6 +46,24 @@ def test_generate_writes_a_cvat_segmentation_mask_folder(annotated):
     assert f"voc: {annotated / 'gen' / 'voc'}" in output
     data, back = SyntheticDataset(annotated / "gen"), read_voc(annotated / "gen" / "voc", CAR_5)
     assert [back[f"seed{s:06d}"].tolist() for s in data.seeds] == [data[i].labels.tolist() for i in range(len(data))]
+
+
+def test_generate_writes_a_hugging_face_folder_that_load_from_disk_reads(annotated):
+    import json
+
+    import datasets
+
+    config = str(annotated / "config.yaml")
+    invoke("interpreter", "train", "--config", config)
+    output = invoke("generate", "--config", config, "--num", "3", "--out", str(annotated / "gen"), "--format", "hf")
+    assert f"hf: {annotated / 'gen' / 'hf'}" in output
+    data, back = SyntheticDataset(annotated / "gen"), datasets.load_from_disk(str(annotated / "gen" / "hf"))
+    assert back.column_names == ["image", "mask", "name"] and back["name"] == [f"seed{s:06d}" for s in data.seeds]
+    for i, row in enumerate(back):
+        assert np.array_equal(np.asarray(row["image"]), data[i].image)
+        assert np.array_equal(np.asarray(row["mask"]), data[i].labels)
+    id2label = json.loads((annotated / "gen" / "hf" / "id2label.json").read_text())
+    assert id2label == {str(i): name for i, name in enumerate(CAR_5.names)}
 
 
 def test_official_members_import_and_give_the_same_logits(annotated):
@@ -86,7 +104,7 @@ def test_annotation_labels_of_the_wrong_size_stop_training(annotated):
 def test_eval_by_inversion_scores_held_out_toy_images(annotated):
     import json
 
-    from datasets.toy import ToySettings, write_split
+    from datasources.toy import ToySettings, write_split
 
     config = yaml.safe_load((annotated / "config.yaml").read_text())
     config["classes"] = "car-12"
@@ -177,18 +195,21 @@ def test_own_gan_walkthrough_prepare_annotate_train_generate(tmp_path):
     assert result.exit_code == 2 and "seed000009.png: a mask of an image" in result.output, result.output
 
 
-def test_cvat_coco_and_segmentation_mask_exports_give_the_masks_labels(annotated):
+def test_cvat_and_label_studio_exports_give_the_masks_labels(annotated):
     """The annotated masks as CVAT exports them, COCO 1.0 (polygons) and Segmentation mask 1.1 (labelmap.txt and RGB
-    masks), read into the same label maps as the mask PNGs; a COCO category outside the class set is named."""
+    masks), and as Label Studio exports brush labels (RLE, encoded by its own library), read into the same label
+    maps as the mask PNGs; a label outside the class set and an RLE of another size are named."""
     import json
 
+    from label_studio_converter.brush import mask2rle
+
     from datasetgan.pipeline import load_annotations
-    from datasets.voc import LABELMAP_HEADER
+    from datasources.voc import LABELMAP_HEADER
 
     config = yaml.safe_load((annotated / "config.yaml").read_text())
     spec = config["annotations"]
     masks = [a.labels for a in load_annotations(spec, CAR_5, (16, 16))]
-    images, annotations = [], []
+    images, annotations, tasks = [], [], []
     voc = annotated / "cvat-voc"
     (voc / "SegmentationClass").mkdir(parents=True)
     (voc / "labelmap.txt").write_text(f"{LABELMAP_HEADER}\nbackground:0,0,0::\nbody:10,20,30::\nwheel:200,0,0::\n")
@@ -205,13 +226,29 @@ def test_cvat_coco_and_segmentation_mask_exports_give_the_masks_labels(annotated
         for c, colour in colours.items():
             rgb[labels == c] = colour
         Image.fromarray(rgb).save(voc / "SegmentationClass" / name)
+        strokes = [{"type": "brushlabels", "original_width": 16, "original_height": 16,
+                    "value": {"format": "rle", "brushlabels": [CAR_5.names[c]],
+                              "rle": mask2rle((labels == c).astype(np.uint8) * 255)}}
+                   for c in np.unique(labels) if c > 0]
+        tasks.append({"id": i + 1, "data": {"image": f"/data/upload/1/0a1b2c3d-{name}"},
+                      "annotations": [{"result": strokes}]})
     categories = [{"id": CAR_5.index(n), "name": n} for n in ("body", "wheel")]
     coco = {"images": images, "annotations": annotations, "categories": categories}
     (annotated / "cvat.json").write_text(json.dumps(coco, default=int))
-    for where in (annotated / "cvat.json", voc):
+    (annotated / "label-studio.json").write_text(json.dumps(tasks, default=int))
+    for where in (annotated / "cvat.json", voc, annotated / "label-studio.json"):
         read = [a.labels for a in load_annotations({**spec, "labels": str(where)}, CAR_5, (16, 16))]
         assert all(np.array_equal(a, b) for a, b in zip(read, masks)), where
     coco["categories"][0]["name"] = "spoiler"
     (annotated / "cvat.json").write_text(json.dumps(coco, default=int))
     with pytest.raises(DatasetFormatError, match=r"cvat.json: category names among car-5's classes, got \['spoiler'\]"):
         load_annotations({**spec, "labels": str(annotated / "cvat.json")}, CAR_5, (16, 16))
+    tasks[0]["annotations"][0]["result"][0]["value"]["brushlabels"] = ["spoiler"]
+    (annotated / "label-studio.json").write_text(json.dumps(tasks, default=int))
+    with pytest.raises(DatasetFormatError, match=r"label-studio.json: brush labels among car-5's classes, got 'spoiler'"):
+        load_annotations({**spec, "labels": str(annotated / "label-studio.json")}, CAR_5, (16, 16))
+    tasks[0]["annotations"][0]["result"][0]["value"]["brushlabels"] = ["body"]
+    tasks[0]["annotations"][0]["result"][0]["original_width"] = 20
+    (annotated / "label-studio.json").write_text(json.dumps(tasks, default=int))
+    with pytest.raises(DatasetFormatError, match=r"label-studio.json: an RLE of 16x20x4 values for 000000.png"):
+        load_annotations({**spec, "labels": str(annotated / "label-studio.json")}, CAR_5, (16, 16))

@@ -8,10 +8,10 @@ from PIL import Image
 from datasetgan.backbone import Backbone
 from datasetgan.factory import FactorySettings, generate, image_at_label_grid
 from datasetgan.stylegan2 import Generator, GeneratorConfig
-from datasets.base import CheckpointFormatError, DatasetFormatError
-from datasets.classes import CAR_5, CAR_12
-from datasets.synthetic import SyntheticDataset
-from datasets.toy import KEYPOINT_NAMES, ToySettings, build_car, sample_params
+from datasources.base import CheckpointFormatError, DatasetFormatError
+from datasources.classes import CAR_5, CAR_12
+from datasources.synthetic import SyntheticDataset
+from datasources.toy import KEYPOINT_NAMES, ToySettings, build_car, sample_params
 from inverse_graphics import RasterSettings, look_at
 from inverse_graphics.evaluation import chamfer, evaluate, outer_surface_points, render_labels, surface_points
 from inverse_graphics.losses import LossWeights, flatten_loss, iou_loss, keypoint_loss, laplacian_loss, weighted_sum

@@ -14,8 +14,8 @@ import pytest
 import torch
 import yaml
 
-from datasets.toy import ToySettings, write_split
-from tests.fixtures.annotated import build_annotated
+from datasources.toy import ToySettings, write_split
+from fixtures.annotated import build_annotated
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}   # one thread: the same arithmetic in every process
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from datasetgan.backbone import Backbone
 from datasetgan.stylegan1 import (STYLEGAN1_PRESETS, StyleGAN1Config, StyleGAN1Generator, UpConv2d, load_stylegan1,
                                   resolve_config)
-from tests.fixtures.stylegan1_layout import CHECKPOINTS, FEATURE_CHANNELS, block_channels, official_layout
+from fixtures.stylegan1_layout import CHECKPOINTS, FEATURE_CHANNELS, block_channels, official_layout
 
 # fmap_base 128: channels 16, 16, 16, 8 at 4..32 pixels; fused upsampling from 16 pixels so both paths run.
 TINY = StyleGAN1Config(resolution=32, z_dim=16, w_dim=16, fmap_base=128, fmap_max=16, mapping_layers=3,

@@ -6,7 +6,7 @@ from benchmark.sources import toy_split
 from benchmark.toy_interpreter import (ToyInterpreterSettings, generator_file, interpreter_config, invert_labelled,
                                        trained)
 from datasetgan.interpreter import load_ensemble
-from datasets.toy import KEYPOINT_NAMES, ToySettings
+from datasources.toy import KEYPOINT_NAMES, ToySettings
 
 TINY = ToyInterpreterSettings(generator="tiny", inversion_steps=2, mean_samples=16, ensemble_size=1, max_epochs=1,
                               pixels_per_image=64)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from datasets.base import DatasetFormatError
-from datasets.classes import CAR_12, CAR_12_TO_5
-from datasets.toy import KEYPOINT_NAMES, ToyDataset, ToySettings, build_car, render_sample, sample_params, write_split
-from datasets.toy.disk import split_seeds
+from datasources.base import DatasetFormatError
+from datasources.classes import CAR_12, CAR_12_TO_5
+from datasources.toy import KEYPOINT_NAMES, ToyDataset, ToySettings, build_car, render_sample, sample_params, write_split
+from datasources.toy.disk import split_seeds
 
 
 def test_car_mesh_has_every_part_and_outward_winding():

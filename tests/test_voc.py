@@ -5,11 +5,11 @@ import pytest
 from PIL import Image
 
 from datasetgan.factory import FactorySettings, generate
-from datasets.base import DatasetFormatError
-from datasets.classes import CAR_5, CAR_12
-from datasets.synthetic import SyntheticDataset
-from datasets.voc import LABELMAP_HEADER, read_labelmap, read_voc, write_voc
-from tests.test_factory import _backbone, brightness_labeler
+from datasources.base import DatasetFormatError
+from datasources.classes import CAR_5, CAR_12
+from datasources.synthetic import SyntheticDataset
+from datasources.voc import LABELMAP_HEADER, read_labelmap, read_voc, write_voc
+from test_factory import _backbone, brightness_labeler
 
 
 @pytest.fixture

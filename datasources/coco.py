@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.base import ClassSet, DatasetFormatError
-from datasets.files import read_json
+from datasources.base import ClassSet, DatasetFormatError
+from datasources.files import read_json
 
 
 def to_coco(images: dict[int, tuple[str, np.ndarray]], classes: ClassSet) -> dict:

@@ -122,6 +122,11 @@ class Sample:
             raise ValueError(f"keypoints must be (P, 3), got {self.keypoints.shape}")
 
 
+def sample_name(sample: Sample, index: int) -> str:
+    """A file stem for an exported sample: its seed (`seed000123`) when its meta has one, else its index."""
+    return f"seed{sample.meta['seed']:06d}" if "seed" in sample.meta else f"{index:06d}"
+
+
 class PartDataset(Sequence):
     """Base of every dataset: `len(ds)`, `ds[i] -> Sample`, `ds.classes`, `ds.keypoint_names`."""
 

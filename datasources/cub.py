@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.base import DatasetFormatError, PartDataset, Sample
-from datasets.classes import CUB_KEYPOINTS, CUB_MASK
-from datasets.files import OnError, check_size, check_split, raise_error, read_binary, read_lines, read_rgb
+from datasources.base import DatasetFormatError, PartDataset, Sample
+from datasources.classes import CUB_KEYPOINTS, CUB_MASK
+from datasources.files import OnError, check_size, check_split, raise_error, read_binary, read_lines, read_rgb
 
 SPLIT_FLAGS = {"train": "1", "test": "0"}
 

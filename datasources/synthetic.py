@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.base import DatasetFormatError, PartDataset, Sample
-from datasets.classes import CLASS_SETS
-from datasets.files import read_image_and_labels, read_json, read_npy, read_rgb
+from datasources.base import DatasetFormatError, PartDataset, Sample
+from datasources.classes import CLASS_SETS
+from datasources.files import read_image_and_labels, read_json, read_npy, read_rgb
 
 
 FILTER_RULES = ("paper", "official")

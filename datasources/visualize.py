@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datasets.base import PartDataset, Sample
+from datasources.base import PartDataset, Sample
 
 
 def overlay_keypoints(image: np.ndarray, keypoints: np.ndarray, scale: int) -> np.ndarray:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.base import DatasetFormatError, PartDataset, Sample
-from datasets.classes import CAT_KEYPOINTS, CAT_OBJECT
-from datasets.files import OnError, check_split, list_files, raise_error, read_rgb, read_text
+from datasources.base import DatasetFormatError, PartDataset, Sample
+from datasources.classes import CAT_KEYPOINTS, CAT_OBJECT
+from datasources.files import OnError, check_split, list_files, raise_error, read_rgb, read_text
 
 SPLIT_FOLDERS = {
     "train": tuple(f"CAT_{k:02d}" for k in range(6)),

@@ -2,13 +2,14 @@
 
 Boxes are `(x0, y0, x1, y1)` integer pixel bounds, x0/y0 inclusive and x1/y1 exclusive (0-based).
 Every adapter's constructor takes an `on_error` callback for the problems it meets while indexing
-per-image files: the default raises at once (loading), `datasets.check` passes one that collects
+per-image files: the default raises at once (loading), `datasources.check` passes one that collects
 (checking). Adapters that index from a single file (CUB, Stanford Cars) accept it for the shared
 signature and never call it. Arrays returned here are writable copies.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import pickle
@@ -21,10 +22,19 @@ import scipy.io
 import torch
 from PIL import Image
 
-from datasets.base import CheckpointFormatError, DatasetFormatError
+from datasources.base import CheckpointFormatError, DatasetFormatError, InputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 OnError = Callable[[DatasetFormatError], None]
+
+
+def optional_library(module: str, purpose: str):
+    """Import a library only some formats need (Hugging Face `datasets`, `label_studio_converter`); when it is
+    missing, one clear error saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(f"{purpose} needs the {module} library: pip install 'datasetgan-benchmark[formats]'") from None
 
 
 def raise_error(error: DatasetFormatError) -> None:

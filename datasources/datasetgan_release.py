@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.base import ClassSet, DatasetFormatError, PartDataset, Sample
-from datasets.classes import BEDROOM_19, BIRD_11, CAR_20, CAT_16, FACE_34
-from datasets.files import (IMAGE_SUFFIXES, OnError, check_split, file_index, list_files, pair_by_sorted_name,
+from datasources.base import ClassSet, DatasetFormatError, PartDataset, Sample
+from datasources.classes import BEDROOM_19, BIRD_11, CAR_20, CAT_16, FACE_34
+from datasources.files import (IMAGE_SUFFIXES, OnError, check_split, file_index, list_files, pair_by_sorted_name,
                             raise_error, read_npy, read_rgb)
 
 

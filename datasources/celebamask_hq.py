@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datasets.base import DatasetFormatError, LabelMerge, PartDataset, Sample
-from datasets.classes import CELEBA_19
-from datasets.files import OnError, check_split, raise_error, read_binary, read_lines, read_rgb, take_split
+from datasources.base import DatasetFormatError, LabelMerge, PartDataset, Sample
+from datasources.classes import CELEBA_19
+from datasources.files import OnError, check_split, raise_error, read_binary, read_lines, read_rgb, take_split
 
 PARTS = CELEBA_19.names[1:]
 VAL_COUNT = 500

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.base import DatasetFormatError
-from datasets.classes import CAR_12
+from datasources.base import DatasetFormatError
+from datasources.classes import CAR_12
 
 CAR_NAME = "car, auto, automobile, machine, motorcar"
 

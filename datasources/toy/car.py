@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import trimesh
 
-from datasets.classes import CAR_12
+from datasources.classes import CAR_12
 
 KEYPOINT_NAMES = (
     "wheel_front_left", "wheel_front_right", "wheel_rear_left", "wheel_rear_right",

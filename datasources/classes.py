@@ -1,5 +1,5 @@
 """Class sets (names and palettes) and the merges between them, declared once as data."""
-from datasets.base import ClassSet, LabelMerge
+from datasources.base import ClassSet, LabelMerge
 
 # ADE-Car-12, in the name order of the official code's class list (utils/data_util.py).
 CAR_12 = ClassSet(

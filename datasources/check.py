@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.base import IGNORE, ClassSet, DatasetFormatError, PartDataset
-from datasets.registry import DATASETS, load, splits
+from datasources.base import IGNORE, ClassSet, DatasetFormatError, PartDataset
+from datasources.registry import DATASETS, load, splits
 
 
 @dataclass

@@ -5,7 +5,7 @@ The framing imitates LSUN car crops: the car is centred and spans most of the im
 azimuth. The scene is what a small GAN can learn: sky over a ground plane whose horizon lies where
 the camera's elevation puts it, soft-edged buildings and trees standing on the horizon, a soft
 shadow under the car and mild low-frequency texture. Every distribution is stated in ToySettings,
-`scene_background` and datasets.toy.car.sample_params.
+`scene_background` and datasources.toy.car.sample_params.
 
 Rendering is done at `resolution * supersample` pixels by our own rasterizer and box-filtered down
 (anti-aliasing); the label of an output pixel is the class covering most of its sub-pixels.
@@ -19,9 +19,9 @@ import torch
 from PIL import Image, ImageDraw
 from scipy.ndimage import gaussian_filter, zoom
 
-from datasets.base import Sample
-from datasets.classes import CAR_12
-from datasets.toy.car import CarParams, build_car, hsv, sample_params
+from datasources.base import Sample
+from datasources.classes import CAR_12
+from datasources.toy.car import CarParams, build_car, hsv, sample_params
 from inverse_graphics import RasterSettings, interpolate_face, look_at, project, rasterize
 
 
@@ -130,7 +130,7 @@ def render_sample(seed: int, settings: ToySettings = ToySettings()) -> Sample:
     """Draw the toy sample of `seed`.
 
     Returns a Sample with image uint8 (R, R, 3), labels int64 (R, R) in ADE-Car-12,
-    keypoints float32 (16, 3) (datasets.toy.car.KEYPOINT_NAMES) rows (x, y, visible) in output pixels, and meta
+    keypoints float32 (16, 3) (datasources.toy.car.KEYPOINT_NAMES) rows (x, y, visible) in output pixels, and meta
     with the seed, the camera (degrees), the car's shape parameters and the mesh's world size.
     """
     rng = np.random.default_rng(seed)

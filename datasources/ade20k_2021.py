@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.ade20k_parts import CAR_NAME, CarAnnotation, CarRef, car_refs, release_folder
-from datasets.base import DatasetFormatError
-from datasets.files import OnError, check_size, read_gray, read_pickle, read_text
+from datasources.ade20k_parts import CAR_NAME, CarAnnotation, CarRef, car_refs, release_folder
+from datasources.base import DatasetFormatError
+from datasources.files import OnError, check_size, read_gray, read_pickle, read_text
 
 INDEX = "index_ade20k.pkl"
 _OBJECT_KEYS = ("id", "name", "parts", "instance_mask")

@@ -20,11 +20,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from datasets.base import DatasetFormatError, PartDataset, Sample
-from datasets.classes import CAR_12
-from datasets.files import atomic_write, read_image_and_labels, read_json
-from datasets.toy.car import KEYPOINT_NAMES
-from datasets.toy.world import ToySettings, render_sample
+from datasources.base import DatasetFormatError, PartDataset, Sample
+from datasources.classes import CAR_12
+from datasources.files import atomic_write, read_image_and_labels, read_json
+from datasources.toy.car import KEYPOINT_NAMES
+from datasources.toy.world import ToySettings, render_sample
 
 # Disjoint seed ranges: (first seed, size). Sample i of a split is drawn from seed first + i.
 SPLITS = {

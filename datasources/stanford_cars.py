@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.base import DatasetFormatError, PartDataset, Sample
-from datasets.classes import CAR_OBJECT
-from datasets.files import OnError, check_split, mat_field, mat_str, mat_strings, raise_error, read_mat, read_rgb
+from datasources.base import DatasetFormatError, PartDataset, Sample
+from datasources.classes import CAR_OBJECT
+from datasources.files import OnError, check_split, mat_field, mat_str, mat_strings, raise_error, read_mat, read_rgb
 
 _BOX_FIELDS = ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.base import DatasetFormatError, LabelMerge, PartDataset, Sample
-from datasets.classes import PASCAL_CAR_PARTS
-from datasets.files import (OnError, check_size, check_split, crop, mask_box, mat_field, mat_str, raise_error,
+from datasources.base import DatasetFormatError, LabelMerge, PartDataset, Sample
+from datasources.classes import PASCAL_CAR_PARTS
+from datasources.files import (OnError, check_size, check_split, crop, mask_box, mat_field, mat_str, raise_error,
                             read_lines, read_mat, read_rgb)
 
 PAINT_ORDER = (

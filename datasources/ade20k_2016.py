@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from datasets.ade20k_parts import CAR_NAME, CarAnnotation, CarRef, car_refs, release_folder
-from datasets.base import DatasetFormatError
-from datasets.files import OnError, check_size, mat_field, mat_strings, read_mat, read_rgb, read_text
+from datasources.ade20k_parts import CAR_NAME, CarAnnotation, CarRef, car_refs, release_folder
+from datasources.base import DatasetFormatError
+from datasources.files import OnError, check_size, mat_field, mat_strings, read_mat, read_rgb, read_text
 
 INDEX = "index_ade20k.mat"
 

@@ -16,15 +16,15 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from datasets.base import IGNORE, ClassSet, DatasetFormatError, PartDataset
-from datasets.files import atomic_write, list_files, read_rgb, read_text
+from datasources.base import IGNORE, ClassSet, DatasetFormatError, PartDataset, sample_name
+from datasources.files import atomic_write, list_files, read_rgb, read_text
 
 LABELMAP_HEADER = "# label:color_rgb:parts:actions"
 
 
 def write_voc(dataset: PartDataset, out: Path) -> Path:
     """Write every sample of `dataset` (images and label maps) to `out` in the layout above; returns `out`. A sample
-    is named by its seed (`seed000123`) when its meta has one, else by its index."""
+    is named by `sample_name`."""
     classes = dataset.classes
     if len(set(classes.palette)) != len(classes.palette):
         raise ValueError(f"{classes.name}: two classes share a colour; a colour-coded mask could not tell them apart")
@@ -35,7 +35,7 @@ def write_voc(dataset: PartDataset, out: Path) -> Path:
     names = []
     for i in tqdm(range(len(dataset)), desc="voc export", unit="img"):
         sample = dataset[i]
-        stem = f"seed{sample.meta['seed']:06d}" if "seed" in sample.meta else f"{i:06d}"
+        stem = sample_name(sample, i)
         labels = np.where(sample.labels == IGNORE, 0, sample.labels)
         atomic_write(out / "JPEGImages" / f"{stem}.png", lambda tmp: Image.fromarray(sample.image).save(tmp, "PNG"))
         atomic_write(out / "SegmentationClass" / f"{stem}.png",

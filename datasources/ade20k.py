@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datasets.ade20k_2016 import ADE2016
-from datasets.ade20k_2021 import ADE2021
-from datasets.ade20k_parts import paint_car
-from datasets.base import DatasetFormatError, LabelMerge, PartDataset, Sample
-from datasets.classes import CAR_12
-from datasets.files import OnError, check_split, crop, mask_box, raise_error, read_rgb, take_split
+from datasources.ade20k_2016 import ADE2016
+from datasources.ade20k_2021 import ADE2021
+from datasources.ade20k_parts import paint_car
+from datasources.base import DatasetFormatError, LabelMerge, PartDataset, Sample
+from datasources.classes import CAR_12
+from datasources.files import OnError, check_split, crop, mask_box, raise_error, read_rgb, take_split
 
 VAL_COUNT = 50
 RELEASES = {"index_ade20k.pkl": ADE2021, "index_ade20k.mat": ADE2016}

@@ -3,23 +3,23 @@
 Splits per dataset (`splits(name)`): ade-car-12 / ade-car-5 and celeba-mask-8: train, val, test;
 pascal-car-5, cub-bird, stanford-cars and the release sets (car-20, face-34, bird-11, cat-16,
 bedroom-19): train, test; kaggle-cats: train, test, all. Every factory also takes
-`on_error` (see datasets.files). Roots for the paper profile are in configs/datasets/<name>.yaml.
+`on_error` (see datasources.files). Roots for the paper profile are in configs/datasets/<name>.yaml.
 """
 from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
 
-from datasets.ade20k import ADECars
-from datasets.base import PartDataset
-from datasets.celebamask_hq import CelebAMaskHQ
-from datasets.classes import CAR_12_TO_5, CELEBA_19_TO_8, PASCAL_CAR_TO_5
-from datasets.cub import CUBBirds
-from datasets.datasetgan_release import RELEASES, ReleaseDataset
-from datasets.files import OnError, raise_error
-from datasets.kaggle_cats import KaggleCats
-from datasets.pascal_part import PascalCars
-from datasets.stanford_cars import StanfordCars
+from datasources.ade20k import ADECars
+from datasources.base import PartDataset
+from datasources.celebamask_hq import CelebAMaskHQ
+from datasources.classes import CAR_12_TO_5, CELEBA_19_TO_8, PASCAL_CAR_TO_5
+from datasources.cub import CUBBirds
+from datasources.datasetgan_release import RELEASES, ReleaseDataset
+from datasources.files import OnError, raise_error
+from datasources.kaggle_cats import KaggleCats
+from datasources.pascal_part import PascalCars
+from datasources.stanford_cars import StanfordCars
 
 DATASETS = {
     "ade-car-12": ADECars,
