@@ -147,7 +147,9 @@ def oracle(suite, profile, extra, out):
 @click.option("--suite", type=click.Choice(configs.names("suites")), required=True, help="Which suite's records.")
 @click.option("--out", default="results", help="The folder `benchmark run --out` wrote (its runs/ are read).")
 def tables(suite, out):
-    """Build OUT/tables/<suite>.csv and .tex from the run records under OUT/runs, beside the paper's numbers.
+    """Build OUT/tables/<suite>.csv (tidy), .tex and .md from the run records under OUT/runs, beside the paper's
+    numbers; for segmentation records also <suite>-per-class.csv and .md, and a qualitative grid per table and test
+    set in OUT/tables/qualitative/ (test images, ground truth, each variant's seed-0 prediction).
 
     \b
     Example: benchmark tables --suite parts --out results
@@ -718,13 +720,15 @@ def three_d_viewpoint(toy_root, steps, out, threads):
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4)
 @click.option("--encoder", default="resnet10", help="resnet10 (a checkpoint under 20 MB) or resnet18 (about 26 MB).")
 @click.option("--refine-camera", is_flag=True, help="Let the network correct each view's camera.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Training seed (initialisation and batches); `3d eval` averages a source's seeds.")
 @click.option("--weight", "weights", multiple=True, metavar="NAME=VALUE",
               help="Override a loss weight (inverse_graphics.losses.LossWeights), e.g. --weight deformation=0.25.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=100)
 @click.option("--device", default="cpu", help="cpu or cuda.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
 def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_path, viewpoint, run_dir, steps,
-                  batch, lr, encoder, refine_camera, weights, checkpoint_every, device, threads):
+                  batch, lr, encoder, refine_camera, seed, weights, checkpoint_every, device, threads):
     """Train the reconstructor through the differentiable renderer from exactly one source. The
     architecture and settings are part of the run, so a resume must repeat them.
 
@@ -776,7 +780,7 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
             views = mixed_views(backbone, labeler, cameras, list(range(cars)), views_per_car, view_layers,
                                 config.image_size)
             source = f"mixed:{config_path}:{cars}x{views_per_car}"
-    settings = TrainSettings(batch=batch, lr=lr, refine_camera=refine_camera, weights=loss_weights)
+    settings = TrainSettings(batch=batch, lr=lr, seed=seed, refine_camera=refine_camera, weights=loss_weights)
     trainer = ReconstructorTrainer(_writable_dir(run_dir), views, config, settings, device, source)
     if trainer.step_count:
         click.echo(f"resuming {run_dir} at step {trainer.step_count}", err=True)
@@ -791,42 +795,37 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
 @click.option("--points", type=click.IntRange(min=100), default=5000, help="Surface points per mesh for Chamfer.")
 @click.option("--out", default="results/3d", help="Where run records are written (a new folder per checkpoint).")
 @click.option("--tables", "tables_dir", default="results/tables",
-              help="Where 3d.csv and 3d.tex (one row per checkpoint, from these records) are written.")
+              help="Where 3d.csv, 3d.tex and 3d.md (one row per source, from these records) are written.")
 def three_d_eval(checkpoints, seeds, points, out, tables_dir):
     """Score reconstructions of toy test images against their true meshes: Chamfer distance and 3D
-    keypoint error (in car lengths), silhouette IoU and part mIoU of the input and novel views.
+    keypoint error (in car lengths), silhouette IoU and part mIoU of the input and novel views. Checkpoints
+    of one source (models trained with different --seed) make one table row: mean and std over them.
 
     \b
     Example: benchmark 3d eval --checkpoint runs/recon-toy/reconstructor.pt --checkpoint runs/recon-gan/reconstructor.pt
     """
     import time
 
-    import pandas as pd
-
     from benchmark.records import write_record
-    from inverse_graphics.evaluation import evaluate
+    from inverse_graphics.evaluation import evaluate, seed_table
     from inverse_graphics.reconstructor import load_reconstructor
 
     seed_list = parse_seeds(seeds)
-    columns = ("chamfer_over_length", "keypoint_error_over_length", "silhouette_iou_input", "silhouette_iou_novel",
-               "part_miou_input", "part_miou_novel")
-    rows = []
+    records = []
     for checkpoint in checkpoints:
         started = time.time()
         model = load_reconstructor(_existing_file(checkpoint, "--checkpoint"))
         result = evaluate(model, seed_list, points=points)
         folder = write_record(out, "toy-3d-eval", {"checkpoint": checkpoint, "trained": model.extra, **result}, started)
-        rows.append([model.extra.get("source", "?"), *(result[c] for c in columns), str(folder)])
-    table = pd.DataFrame(rows, columns=["source", *columns, "record"])
+        records.append({**result, "source": model.extra.get("source", "?"),
+                        "seed": model.extra.get("settings", {}).get("seed", 0), "record": str(folder)})
+    table, shown = seed_table(records)
     tables = _writable_dir(tables_dir)
-    table.to_csv(tables / "3d.csv", index=False, float_format="%.4f")
-    headers = {"chamfer_over_length": "Chamfer / length", "keypoint_error_over_length": "keypoint error / length",
-               "silhouette_iou_input": "sil. IoU input", "silhouette_iou_novel": "sil. IoU novel",
-               "part_miou_input": "part mIoU input", "part_miou_novel": "part mIoU novel"}
-    latex = table.drop(columns="record").rename(columns=headers).to_latex(index=False, float_format="%.3f", escape=True)
-    (tables / "3d.tex").write_text(latex)
-    click.echo(table.to_string(index=False, float_format="%.3f"))
-    click.echo(f"tables: {tables / '3d.csv'}, {tables / '3d.tex'}")
+    table.to_csv(tables / "3d.csv", index=False)
+    (tables / "3d.tex").write_text(shown.to_latex(index=False, escape=True).replace("±", "$\\pm$"))
+    (tables / "3d.md").write_text(shown.to_markdown(index=False, disable_numparse=True) + "\n")
+    click.echo(shown.to_string(index=False))
+    click.echo(f"tables: {tables / '3d.csv'}, {tables / '3d.tex'}, {tables / '3d.md'}")
 
 
 def main():

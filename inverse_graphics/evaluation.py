@@ -113,3 +113,28 @@ def evaluate(model: Reconstructor, seeds: list[int], settings: ToySettings = Toy
         result[f"part_iou_per_class_{kind}"] = {name: (None if np.isnan(v) else float(v))
                                                 for name, v in zip(CAR_12.names, iou)}
     return result
+
+
+METRICS = {"chamfer_over_length": "Chamfer / length", "keypoint_error_over_length": "keypoint error / length",
+           "silhouette_iou_input": "sil. IoU input", "silhouette_iou_novel": "sil. IoU novel",
+           "part_miou_input": "part mIoU input", "part_miou_novel": "part mIoU novel"}
+
+
+def seed_table(records: list[dict]):
+    """evaluate() results with their `source`, training `seed` and `record` folder -> (the table: one row per
+    source in first-seen order with every metric's mean and seed std (ddof 1, NaN with one seed), the seeds and
+    the record folders; the same formatted "mean ± std" with readable headers)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(records)
+    rows, shown = [], []
+    for source, part in frame.groupby("source", sort=False):
+        row = {"source": source, "seeds": " ".join(str(s) for s in part.seed)}
+        for metric in METRICS:
+            row[metric] = float(part[metric].mean())
+            row[f"{metric}_seed_std"] = float(part[metric].std(ddof=1)) if len(part) > 1 else float("nan")
+        rows.append({**row, "records": " ".join(part.record)})
+        shown.append({"source": source, "seeds": len(part), **{
+            title: f"{row[m]:.3f}" + (f" ± {row[m + '_seed_std']:.3f}" if len(part) > 1 else "")
+            for m, title in METRICS.items()}})
+    return pd.DataFrame(rows), pd.DataFrame(shown)

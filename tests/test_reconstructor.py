@@ -216,22 +216,28 @@ def test_evaluate_reports_every_figure():
     assert labels[32, 32] > 0 and labels[0, 0] == 0
 
 
-def test_3d_eval_command_writes_a_record_per_checkpoint_and_the_table(tmp_path):
+def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp_path):
+    """Two seeds of one source make one row (mean and seed std), another source its own row."""
     import pandas as pd
     from click.testing import CliRunner
 
     from benchmark.cli import cli
 
-    torch.manual_seed(0)
-    save_reconstructor(tmp_path / "r.pt", Reconstructor(TINY))
-    args = ["3d", "eval", "--checkpoint", str(tmp_path / "r.pt"), "--seeds", "3", "--points", "200",
-            "--out", str(tmp_path / "records"), "--tables", str(tmp_path / "tables")]
+    args = ["3d", "eval", "--seeds", "3", "--points", "200", "--out", str(tmp_path / "records"),
+            "--tables", str(tmp_path / "tables")]
+    for i, (source, seed) in enumerate([("toy:a", 0), ("toy:a", 1), ("generated:b", 0)]):
+        torch.manual_seed(i)
+        save_reconstructor(tmp_path / f"r{i}.pt", Reconstructor(TINY), {"source": source, "settings": {"seed": seed}})
+        args += ["--checkpoint", str(tmp_path / f"r{i}.pt")]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    table = pd.read_csv(tmp_path / "tables" / "3d.csv")
-    assert len(table) == 1 and 0 < table["silhouette_iou_input"][0] <= 1
-    assert (tmp_path / "tables" / "3d.tex").read_text().count("\\midrule") == 1
-    assert len(list((tmp_path / "records").glob("*/record.json"))) == 1
+    table = pd.read_csv(tmp_path / "tables" / "3d.csv", dtype={"seeds": str})
+    assert table.source.tolist() == ["toy:a", "generated:b"] and table.seeds.tolist() == ["0 1", "0"]
+    assert 0 < table["silhouette_iou_input"][0] <= 1 and table["silhouette_iou_input_seed_std"][0] >= 0   # two seeds
+    assert np.isnan(table["silhouette_iou_input_seed_std"][1]) and len(table.records[0].split()) == 2
+    assert (tmp_path / "tables" / "3d.tex").read_text().count("$\\pm$") == 6
+    assert "| toy:a " in (tmp_path / "tables" / "3d.md").read_text()
+    assert len(list((tmp_path / "records").glob("*/record.json"))) == 3
 
 
 def _outputs_for(cameras, config: ViewpointConfig) -> torch.Tensor:
