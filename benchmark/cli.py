@@ -639,21 +639,24 @@ TOY_RECONSTRUCTOR = Path(__file__).resolve().parents[1] / "checkpoints" / "toy-c
               help="Also write a PNG of the reconstruction seen from 8 azimuths.")
 @click.option("--color-by", type=click.Choice(COLOR_BY), default="vertex",
               help="Turntable colours: the reconstructed ones, or the ADE-Car-12 part palette.")
-def export_car(image, out, checkpoint, turntable, color_by):
+@click.option("--gif", type=click.Path(dir_okay=False), default=None,
+              help="Also write an animated GIF of the exported car playing its drive clip (our renderer).")
+def export_car(image, out, checkpoint, turntable, color_by, gif):
     """Reconstruct a car from one image and write it as an animatable GLB: one node per part (glass
     windows, glowing lamps), each wheel on its own node pivoted at its centre under the body, part
     names in node extras.
 
     \b
-    Example: benchmark export-car --image toy16/images/000000.png --out car.glb --turntable car.png
+    Example: benchmark export-car --image toy16/images/000000.png --out car.glb --turntable car.png --gif car.gif
     """
+    from downstream.drive import save_drive_gif
     from downstream.export import export_glb
     from downstream.turntable import TurntableSettings, save_turntable
     from inverse_graphics.reconstructor import load_reconstructor, read_image, reconstruct
 
     if Path(out).suffix.lower() != ".glb":
         raise click.BadParameter(f"{out} is not a .glb path", param_hint="--out")
-    for path in filter(None, (out, turntable)):
+    for path in filter(None, (out, turntable, gif)):
         _writable_dir(str(Path(path).parent))
     recon = reconstruct(load_reconstructor(checkpoint), read_image(image))
     scene = export_glb(recon, out)
@@ -661,6 +664,9 @@ def export_car(image, out, checkpoint, turntable, color_by):
     if turntable:
         save_turntable(recon, turntable, TurntableSettings(color_by=color_by))
         click.echo(f"wrote {turntable}")
+    if gif:
+        save_drive_gif(recon, gif)
+        click.echo(f"wrote {gif}")
 
 
 TOY_VIEWPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "toy-viewpoint.pt"

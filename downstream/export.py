@@ -264,11 +264,12 @@ def _multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                      aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz], 1)
 
 
-def wheel_tracks(settings: ExportSettings) -> tuple[np.ndarray, dict[bool, np.ndarray]]:
-    """The "drive" clip: key times float32 (N,) in seconds and, for front (True) and rear (False) wheels, their
-    rotations float32 (N, 4) (x, y, z, w): a steer about y (front: one sine period of steer_degrees), applied after
-    a spin about z that rolls the car toward its front (world +x: clockwise seen from +z)."""
-    times = np.linspace(0, settings.clip_seconds, settings.clip_keys)
+def wheel_tracks(settings: ExportSettings, times: np.ndarray | None = None) -> tuple[np.ndarray, dict[bool, np.ndarray]]:
+    """The "drive" clip: key times float32 (N,) in seconds (default: settings.clip_keys over the clip) and, for
+    front (True) and rear (False) wheels, their rotations float32 (N, 4) (x, y, z, w): a steer about y (front: one
+    sine period of steer_degrees), applied after a spin about z that rolls the car toward its front (world +x:
+    clockwise seen from +z)."""
+    times = np.linspace(0, settings.clip_seconds, settings.clip_keys) if times is None else np.asarray(times)
     spin = _quaternion(SPIN_AXIS, -2 * np.pi * settings.wheel_turns * times / settings.clip_seconds)
     steer_angle = np.radians(settings.steer_degrees) * np.sin(2 * np.pi * times / settings.clip_seconds)
     steer = _quaternion(STEER_AXIS, steer_angle)

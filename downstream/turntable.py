@@ -39,35 +39,57 @@ class TurntableSettings:
             raise ValueError("views, image_size and supersample must be positive")
 
 
+def draw(verts: np.ndarray, faces: np.ndarray, cams, settings: TurntableSettings, vertex_colors: np.ndarray | None = None,
+         face_colors: np.ndarray | None = None, unlit: np.ndarray | None = None) -> np.ndarray:
+    """Draw one mesh (verts float (V, 3), faces int (F, 3)) through n cameras at settings.image_size x
+    settings.supersample pixels: albedo from vertex_colors float (V, 3) or face_colors float (F, 3) in [0, 1],
+    flat Lambertian shading under a light that follows the camera except on `unlit` faces (bool (F,), glowing
+    lamps), box-filtered. Returns uint8 (n, S, S, 3)."""
+    n, size = len(cams.R), settings.image_size * settings.supersample
+    torch_faces = torch.from_numpy(faces)
+    corners = verts[faces]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    with torch.no_grad():
+        frags = rasterize(project(torch.from_numpy(verts).float().expand(n, -1, -1), cams), torch_faces,
+                          RasterSettings(image_size=size))
+        light = torch.nn.functional.normalize(-cams.R[:, 2] + torch.tensor([0.0, 0.5, 0.0]), dim=-1)  # (n, 3)
+        lit = (torch.from_numpy(normals).float() @ light.T).clamp(min=0).T  # (n, F)
+        lit = settings.ambient + (1 - settings.ambient) * lit
+        if unlit is not None:
+            lit[:, torch.from_numpy(unlit)] = 1.0
+        shade = interpolate_face(frags, lit[..., None])
+        if vertex_colors is not None:
+            albedo = interpolate(frags, torch_faces, torch.from_numpy(vertex_colors).float().expand(n, -1, -1))
+        else:
+            albedo = interpolate_face(frags, torch.from_numpy(face_colors).float().expand(n, -1, -1))
+        covered = (frags.face_idx >= 0)[..., None]
+        rgb = torch.where(covered, albedo * shade, torch.tensor(settings.background)).numpy()
+    k, s = settings.supersample, settings.image_size
+    rgb = rgb.reshape(n, s, k, s, k, 3).mean((2, 4))  # box filter
+    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+
+
+def framing(verts: np.ndarray, settings: TurntableSettings) -> tuple[np.ndarray, float]:
+    """(verts float (V, 3) with their bounding box centred at the origin, the camera distance at which their
+    bounding sphere just fills the vertical field of view)."""
+    centred = verts - (verts.min(0) + verts.max(0)) / 2
+    return centred, float(np.linalg.norm(centred, axis=1).max() / np.sin(np.radians(settings.fov) / 2))
+
+
 def render_turntable(recon: dict, settings: TurntableSettings = TurntableSettings()) -> np.ndarray:
     """recon: a dict as downstream.recon describes. Returns uint8 (S, views * S, 3), the views left to
     right by increasing azimuth, with the car's bounding box centred in each."""
     r = check_recon(recon)
     n, size = settings.views, settings.image_size * settings.supersample
-    verts = r.vertices - (r.vertices.min(0) + r.vertices.max(0)) / 2
-    distance = np.linalg.norm(verts, axis=1).max() / np.sin(np.radians(settings.fov) / 2)
-    cams = look_at(torch.arange(n) * 360.0 / n, settings.elevation, float(distance), settings.fov, size)
-    faces = torch.from_numpy(r.faces)
-    corners = verts[r.faces]
-    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    with torch.no_grad():
-        frags = rasterize(project(torch.from_numpy(verts).float().expand(n, -1, -1), cams), faces,
-                          RasterSettings(image_size=size))
-        light = torch.nn.functional.normalize(-cams.R[:, 2] + torch.tensor([0.0, 0.5, 0.0]), dim=-1)  # (n, 3)
-        lit = (torch.from_numpy(normals).float() @ light.T).clamp(min=0).T  # (n, F)
-        shade = interpolate_face(frags, (settings.ambient + (1 - settings.ambient) * lit)[..., None])
-        if settings.color_by == "vertex":
-            albedo = interpolate(frags, faces, torch.from_numpy(r.vertex_colors).float().expand(n, -1, -1))
-        else:
-            palette = torch.tensor(CAR_12.palette, dtype=torch.float32) / 255
-            albedo = interpolate_face(frags, palette[torch.from_numpy(r.face_labels)].expand(n, -1, -1))
-        covered = (frags.face_idx >= 0)[..., None]
-        rgb = torch.where(covered, albedo * shade, torch.tensor(settings.background)).numpy()
-    k, s = settings.supersample, settings.image_size
-    rgb = rgb.reshape(n, s, k, s, k, 3).mean((2, 4))  # box filter
-    row = rgb.transpose(1, 0, 2, 3).reshape(s, n * s, 3)
-    return np.clip(np.rint(row * 255), 0, 255).astype(np.uint8)
+    verts, distance = framing(r.vertices, settings)
+    cams = look_at(torch.arange(n) * 360.0 / n, settings.elevation, distance, settings.fov, size)
+    if settings.color_by == "vertex":
+        views = draw(verts, r.faces, cams, settings, vertex_colors=r.vertex_colors)
+    else:
+        palette = np.asarray(CAR_12.palette, np.float32) / 255
+        views = draw(verts, r.faces, cams, settings, face_colors=palette[r.face_labels])
+    return np.concatenate(list(views), 1)
 
 
 def save_turntable(recon: dict, path: str | Path, settings: TurntableSettings = TurntableSettings()) -> None:

@@ -15,6 +15,7 @@ from PIL import Image
 from benchmark.cli import cli
 from datasources.classes import CAR_12
 from datasources.toy.car import KEYPOINT_NAMES, build_car, sample_params
+from downstream.drive import DriveSettings, drive_frames, posed, save_drive_gif
 from downstream.export import (GLASS, GLB_FROM_WORLD, LAMPS, WHEEL_NAMES, ExportSettings, build_scene, complete_wheels,
                                export_glb, find_wheels, wheel_tracks)
 from downstream.recon import check_recon
@@ -203,6 +204,22 @@ def test_turntable_row_by_vertex_colour_and_by_part(tmp_path):
         TurntableSettings(color_by="texture")
 
 
+def test_the_drive_gif_shows_the_clip_steer_the_front_wheels_and_the_lamps_glow(tmp_path):
+    """On the true toy car: frames a quarter clip apart (front wheels steered) differ, only around the front
+    wheels; the lamps keep their emissive colour unshaded; the GIF holds one frame per clip time."""
+    recon, centres = toy_recon(3)
+    settings = DriveSettings(frames=8, view=TurntableSettings(image_size=64, supersample=1))
+    frames = drive_frames(recon, settings)
+    assert frames.shape == (8, 64, 64, 3) and frames.dtype == np.uint8
+    changed = np.abs(frames[2].astype(int) - frames[0]).sum(-1) > 30   # steered by steer_degrees, spun a turn
+    assert changed.mean() > 0.002
+    verts, faces, colours, glow = posed(build_scene(check_recon(recon)), {})
+    assert glow.any() and not glow.all() and len(colours) == len(verts) and faces.max() < len(verts)
+    save_drive_gif(recon, tmp_path / "drive.gif", settings)
+    gif = Image.open(tmp_path / "drive.gif")
+    assert gif.n_frames == 8 and gif.info["loop"] == 0 and gif.info["duration"] == 500
+
+
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """An untrained reconstructor on the smallest template and encoder, saved as `3d train` saves it."""
@@ -220,8 +237,10 @@ def test_export_car_command(tmp_path, tiny_checkpoint):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(image)
     args = ["export-car", "--image", str(image), "--checkpoint", str(tiny_checkpoint)]
     result = CliRunner().invoke(cli, args + ["--out", str(tmp_path / "out" / "car.glb"),
-                                             "--turntable", str(tmp_path / "car-tt.png"), "--color-by", "part"])
+                                             "--turntable", str(tmp_path / "car-tt.png"), "--color-by", "part",
+                                             "--gif", str(tmp_path / "car.gif")])
     assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "car.gif").n_frames == DriveSettings().frames
     assert len(trimesh.load(tmp_path / "out" / "car.glb", force="scene").geometry) > 0
     assert Image.open(tmp_path / "car-tt.png").size == (8 * 128, 128)
     _check_complete(glb_json(tmp_path / "out" / "car.glb"))   # even an untrained model's car is complete
