@@ -29,7 +29,8 @@ gltf-validator:
 figures: install
 	$(BIN)/benchmark toy --split test --n 16 --out build/toy-test-16 --grid docs/toy_grid.png
 	$(BIN)/benchmark toy --split test --n 32 --out data/toy-test-32
-	$(BIN)/benchmark export-car --image data/toy-test-32/images/000002.png --out build/car.glb --turntable docs/turntable.png
+	$(BIN)/benchmark export-car --image data/toy-test-32/images/000002.png --out build/car.glb --turntable docs/turntable.png \
+		--gif docs/drive.gif
 	$(BIN)/benchmark export-car --image data/toy-test-32/images/000002.png --out build/car.glb --turntable docs/turntable_parts.png --color-by part
 
 # How the shipped toy GAN was made (toy world v2; resumable: rerun to continue). Mode anchors: 512 training
