@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.segmentation import LabelledImages, shown_indices
+from benchmark.variants import VARIANTS
 from datasources.base import IGNORE, ClassSet
 from datasources.files import atomic_write
 
@@ -85,8 +86,8 @@ def draw_grid(shown: dict[str, dict], classes: ClassSet, path: Path, title: str)
 
 def write_grids(cells: dict, out: Path, suite: str) -> list[Path]:
     """cells: benchmark.tables.latest_per_cell's {(table, row, column): {(round, seed): record}} -> one grid per
-    (table, column) from its rows' seed-0 round-0 records that hold qualitative.npz, written to
-    out/tables/qualitative/<suite>-<table>-<column>.png; returns the paths."""
+    (table, column) from its rows' seed-0 round-0 records that hold qualitative.npz (variants in VARIANTS order),
+    written to out/tables/qualitative/<suite>-<table>-<column>.png; returns the paths."""
     grids: dict[tuple[str, str], dict] = {}
     for (table, row, column), by_seed in cells.items():
         record = by_seed.get((0, 0))
@@ -94,7 +95,8 @@ def write_grids(cells: dict, out: Path, suite: str) -> list[Path]:
             grids.setdefault((table, column), {})[row] = record
     written = []
     for (table, column), records in grids.items():
-        loaded = {row: dict(np.load(Path(r["path"]) / QUALITATIVE_FILE)) for row, r in records.items()}
+        rows = sorted(records, key=lambda row: list(VARIANTS).index(row) if row in VARIANTS else len(VARIANTS))
+        loaded = {row: dict(np.load(Path(records[row]["path"]) / QUALITATIVE_FILE)) for row in rows}
         indices = {tuple(d["indices"]) for d in loaded.values()}
         if len(indices) > 1:
             continue   # records of different test sets under one column name: nothing to put side by side

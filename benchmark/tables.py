@@ -24,6 +24,7 @@ import pandas as pd
 from benchmark.configs import ConfigError
 from benchmark.metrics import iou_per_class
 from benchmark.qualitative import write_grids
+from benchmark.variants import VARIANTS
 from datasources.files import read_json
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.csv")
@@ -34,7 +35,8 @@ CAPTIONS = {"1": "Part segmentation (paper Table 1): mIoU (\\%)",
             "5": "Against fully supervised (paper Table 5): mIoU (\\%)",
             "6": "Data selection (paper Table 6; random: over draws and seeds): mIoU (\\%)",
             "fig6": "Annotated images against mIoU (\\%) (the data of paper Fig. 6)"}
-RAW_METRICS = ("l2",)   # shown as computed; every other metric is a fraction shown in percent
+RAW_METRICS = ("l2",)
+VARIANT_ORDER = {name: i for i, name in enumerate(VARIANTS)}   # rows named after variants: transfer, semi, ...   # shown as computed; every other metric is a fraction shown in percent
 
 
 def load_records(out: Path, suite: str) -> list[dict]:
@@ -119,8 +121,8 @@ def per_class_markdown(classes: pd.DataFrame, suite: str) -> str:
 
 
 def build(out: Path, suite: str) -> pd.DataFrame:
-    """The tidy table: one row per (table, row, column, metric) cell in the suite's run order (each record's
-    `order`): ours (mean, seed std, seeds, fold std), the paper's figure for it, ours minus the paper's, how
+    """The tidy table: one row per (table, row, column, metric) cell, variants in the paper's order (VARIANTS), other
+    rows in the suite's run order (each record's `order`): ours (mean, seed std, seeds, fold std), the paper's figure for it, ours minus the paper's, how
     many records and rounds it comes from, the folders of the records its figure averages (record_ids), and
     the setup's ceiling (oracle mIoU, segmentation only). Keypoint tables get a row ALL_ZERO_ROW with the L2
     of all-zero heatmaps on each test set."""
@@ -151,13 +153,13 @@ def build(out: Path, suite: str) -> pd.DataFrame:
                          "delta": np.nan if figure is None else mean - float(figure.value),
                          "records": counts[(table, row, column)],
                          "record_ids": " ".join(sorted(Path(r["path"]).name for r in cell.values())),
-                         "_order": last.get("order", 0)})
+                         "_order": (VARIANT_ORDER.get(row, len(VARIANT_ORDER)), last.get("order", 0))})
         if "l2_all_zero_heatmaps" in last:
             floors[table, column] = (last["l2_all_zero_heatmaps"], last["test_set"], last["profile"])
     for (table, column), (l2, test_set, profile) in floors.items():
         rows.append({"table": table, "row": ALL_ZERO_ROW, "column": column, "metric": "l2", "mean": l2,
                      "seeds": 0, "rounds": 0, "test_set": test_set, "profile": profile, "records": 0,
-                     "_order": max(r["_order"] for r in rows) + 1})
+                     "_order": (len(VARIANT_ORDER) + 1, 0)})
     return pd.DataFrame(rows).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
 
