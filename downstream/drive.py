@@ -43,13 +43,12 @@ def _colours(mesh: trimesh.Trimesh) -> tuple[np.ndarray, bool]:
 def posed(scene: trimesh.Scene, rotations: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                                                             np.ndarray]:
     """The scene in world coordinates (GLB_FROM_WORLD undone) with each wheel node of `rotations` (name -> float
-    (4,) quaternion x, y, z, w) turned about its pivot: verts float (V, 3), faces int64 (F, 3), colours float
+    (4,) quaternion x, y, z, w) turned about its pivot (the scene is left as it was): verts float (V, 3), faces int64 (F, 3), colours float
     (V, 3), glowing faces bool (F,)."""
-    scene = scene.copy()
+    rest = {name: scene.graph.get(name, "body")[0] for name in rotations}   # scene.copy() drops vertex colours
     for name, (x, y, z, w) in rotations.items():
-        pivot = scene.graph.get(name, "body")[0][:3, 3]
         turn = trimesh.transformations.quaternion_matrix([w, x, y, z])
-        scene.graph.update(name, "body", matrix=trimesh.transformations.translation_matrix(pivot) @ turn)
+        scene.graph.update(name, "body", matrix=trimesh.transformations.translation_matrix(rest[name][:3, 3]) @ turn)
     to_world = np.linalg.inv(GLB_FROM_WORLD)
     verts, faces, colours, glow = [], [], [], []
     for node in scene.graph.nodes_geometry:
@@ -60,6 +59,8 @@ def posed(scene: trimesh.Scene, rotations: dict[str, np.ndarray]) -> tuple[np.nd
         colour, glows = _colours(mesh)
         colours.append(colour)
         glow.append(np.full(len(mesh.faces), glows))
+    for name, matrix in rest.items():
+        scene.graph.update(name, "body", matrix=matrix)
     return np.concatenate(verts), np.concatenate(faces), np.concatenate(colours), np.concatenate(glow)
 
 

@@ -213,8 +213,13 @@ def test_the_drive_gif_shows_the_clip_steer_the_front_wheels_and_the_lamps_glow(
     assert frames.shape == (8, 64, 64, 3) and frames.dtype == np.uint8
     changed = np.abs(frames[2].astype(int) - frames[0]).sum(-1) > 30   # steered by steer_degrees, spun a turn
     assert changed.mean() > 0.002
-    verts, faces, colours, glow = posed(build_scene(check_recon(recon)), {})
+    scene = build_scene(check_recon(recon))
+    verts, faces, colours, glow = posed(scene, {})
     assert glow.any() and not glow.all() and len(colours) == len(verts) and faces.max() < len(verts)
+    paint = np.asarray(scene.geometry["car_body"].visual.vertex_attributes["color"])[:, :3] / 255
+    assert all(np.isclose(colours, c, atol=1e-6).all(1).any() for c in paint)   # paint keeps its vertex colours
+    turned = posed(scene, {"wheel_front_left": np.array([0.0, np.sin(0.5), 0.0, np.cos(0.5)])})[0]
+    assert not np.allclose(turned, verts) and np.allclose(posed(scene, {})[0], verts)   # the scene is left as it was
     save_drive_gif(recon, tmp_path / "drive.gif", settings)
     gif = Image.open(tmp_path / "drive.gif")
     assert gif.n_frames == 8 and gif.info["loop"] == 0 and gif.info["duration"] == 500
