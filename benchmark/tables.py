@@ -107,14 +107,13 @@ def per_class(out: Path, suite: str) -> pd.DataFrame:
 
 
 def per_class_markdown(classes: pd.DataFrame, suite: str) -> str:
-    """per_class() as one Markdown table per (table, test set): a row per class, a column per variant, IoU (%)
-    mean +- seed std."""
+    """per_class() as one Markdown table per (table, test set): a row per class, a column per variant (in the
+    paper's order), IoU (%) mean +- seed std."""
     parts = []
     for (table, column), part in classes.groupby(["table", "column"], sort=False):
-        shown = part.assign(iou=[_format("miou", m / 100, s / 100, " ± ") for m, s in zip(part.iou_mean,
-                                                                                         part.iou_seed_std)])
+        shown = part.assign(iou=[_format("miou", m, s, " ± ") for m, s in zip(part.iou_mean, part.iou_seed_std)])
         frame = shown.pivot(index="class", columns="row", values="iou").reindex(part["class"].unique())
-        frame = frame[list(part.row.unique())]
+        frame = frame[sorted(part.row.unique(), key=lambda row: VARIANT_ORDER.get(row, len(VARIANT_ORDER)))]
         parts.append(f"**Suite {suite}, table {table}, {column}: IoU per class (%), mean ± std over training seeds**"
                      f"\n\n{frame.reset_index().to_markdown(index=False, disable_numparse=True)}\n")
     return "\n".join(parts)

@@ -35,7 +35,10 @@ def test_run_end_to_end_writes_records_and_tables_and_reruns_add_records(tmp_pat
     # per class: one row per (variant, class) of the 12 car classes; the qualitative grid from the kept predictions
     per_class = pd.read_csv(out / "tables" / "parts-per-class.csv")
     assert len(per_class) == 4 * 12 and per_class.iou_mean.dropna().between(0, 100).all()
-    assert re.search(r"\| head light +\| [0-9.]+ +\|", (out / "tables" / "parts-per-class.md").read_text())
+    per_class_md = (out / "tables" / "parts-per-class.md").read_text()
+    assert re.search(r"\| class +\| transfer +\| semi +\| datasetgan +\| supervised +\|", per_class_md)
+    row = per_class.query("row == 'supervised' and column == 'toy-car-12' and `class` == 'background'").iou_mean
+    assert re.search(rf"\| background +\| .* \| {row.iloc[0]:.2f} +\|", per_class_md)   # in percent, as the CSV
     grid = Image.open(out / "tables" / "qualitative" / "parts-1-toy-car-12.png")
     assert grid.format == "PNG" and grid.size[0] > grid.size[1] / 2
     shown = np.load(next((out / "runs").glob("*semi-toy-car-12-seed0")) / "qualitative.npz")
