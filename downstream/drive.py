@@ -22,7 +22,7 @@ from inverse_graphics import look_at
 class DriveSettings:
     """The GIF: one clip at `frames` evenly spaced times, seen from `azimuth` (degrees; 90 faces the car's front)."""
 
-    frames: int = 24
+    frames: int = 25   # 160 ms each over the 4 s clip: GIF delays are whole hundredths of a second
     azimuth: float = 55.0
     view: TurntableSettings = field(default_factory=lambda: TurntableSettings(image_size=160, elevation=20.0))
     export: ExportSettings = field(default_factory=ExportSettings)
@@ -85,6 +85,6 @@ def drive_frames(recon: dict, settings: DriveSettings = DriveSettings()) -> np.n
 def save_drive_gif(recon: dict, path: str | Path, settings: DriveSettings = DriveSettings()) -> None:
     """Write drive_frames as a looping GIF at `path` (one clip in real time), renamed into place when complete."""
     frames = [Image.fromarray(f) for f in drive_frames(recon, settings)]
-    duration = round(1000 * settings.export.clip_seconds / settings.frames)
+    duration = 10 * round(100 * settings.export.clip_seconds / settings.frames)   # ms, in GIF's hundredths
     atomic_write(Path(path), lambda tmp: frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
                                                         duration=duration, loop=0))
