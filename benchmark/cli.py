@@ -16,6 +16,7 @@ from datasources.classes import CLASS_SETS
 from datasetgan.gan_training import TOY_GAN
 from datasources.registry import DATASETS
 from downstream.turntable import COLOR_BY
+from inverse_graphics.template import TEMPLATE_SHAPES
 
 
 def _writable_dir(path: str) -> Path:
@@ -725,6 +726,8 @@ def three_d_viewpoint(toy_root, steps, out, threads):
 @click.option("--batch", type=click.IntRange(min=1), default=16)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4)
 @click.option("--encoder", default="resnet10", help="resnet10 (a checkpoint under 20 MB) or resnet18 (about 26 MB).")
+@click.option("--template", type=click.Choice(TEMPLATE_SHAPES), default="ellipsoid", show_default=True,
+              help="The sphere's rest shape: an ellipsoid, or shrink-wrapped onto the toy world's mean car.")
 @click.option("--refine-camera", is_flag=True, help="Let the network correct each view's camera.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Training seed (initialisation and batches); `3d eval` averages a source's seeds.")
@@ -734,7 +737,7 @@ def three_d_viewpoint(toy_root, steps, out, threads):
 @click.option("--device", default="cpu", help="cpu or cuda.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
 def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_path, viewpoint, run_dir, steps,
-                  batch, lr, encoder, refine_camera, seed, weights, checkpoint_every, device, threads):
+                  batch, lr, encoder, template, refine_camera, seed, weights, checkpoint_every, device, threads):
     """Train the reconstructor through the differentiable renderer from exactly one source. The
     architecture and settings are part of the run, so a resume must repeat them.
 
@@ -750,6 +753,7 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
 
     from inverse_graphics.losses import LossWeights
     from inverse_graphics.reconstructor import ReconstructorConfig
+    from inverse_graphics.template import TemplateSettings
     from inverse_graphics.training import ReconstructorTrainer, TrainSettings
     from inverse_graphics.viewpoint import estimate_cameras, load_viewpoint
     from inverse_graphics.views import mixed_views, synthetic_views, toy_folder_views
@@ -759,7 +763,7 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
     if sum(x is not None for x in (toy_root, generated, cars)) != 1:
         raise click.UsageError("give exactly one source: --toy, --generated or --mixed")
     try:
-        config = ReconstructorConfig(encoder=encoder)
+        config = ReconstructorConfig(encoder=encoder, template=TemplateSettings(shape=template))
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--encoder") from None
     try:

@@ -55,8 +55,8 @@ class ReconstructorConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "ReconstructorConfig":
         """Inverse of dataclasses.asdict (nested template settings, tuples from lists)."""
-        template = data["template"]
-        return cls(**{**data, "template": TemplateSettings(template["subdivisions"], tuple(template["radii"]))})
+        template = data["template"]   # checkpoints from before `shape` existed hold the ellipsoid
+        return cls(**{**data, "template": TemplateSettings(**{**template, "radii": tuple(template["radii"])})})
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""The sphere template the reconstructor deforms: an icosphere stretched to a car-sized ellipsoid,
-with spherical UV coordinates, its uniform Laplacian, flatten-loss edge pairs and mirror pairs.
+"""The sphere template the reconstructor deforms: an icosphere stretched to a car-sized ellipsoid, or
+shrink-wrapped onto the toy world's mean car (same sphere topology), with spherical UV coordinates, its
+uniform Laplacian, flatten-loss edge pairs and mirror pairs.
 
 Axes follow camera.py (y up, the car's front at +x, its right side at +z). UV: u = atan2(z, x) /
 2 pi + 1/2 runs once around the vertical axis, v = acos(y / |p|) / pi runs from the top (0) to
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 
 import numpy as np
@@ -21,12 +22,21 @@ import trimesh
 from torch import Tensor
 
 
+TEMPLATE_SHAPES = ("ellipsoid", "mean-car")
+
+
 @dataclass(frozen=True)
 class TemplateSettings:
-    """Which sphere, and the half-extents (metres) of the ellipsoid it is stretched to at rest."""
+    """Which sphere, and its rest shape: the ellipsoid of half-extents `radii` (metres), or "mean-car": each
+    vertex pushed along its direction to the outer surface of the toy world's mean car (mean_car_radii)."""
 
     subdivisions: int = 3  # 642 vertices, 1280 faces (DIB-R's sphere)
     radii: tuple[float, float, float] = (2.1, 0.7, 0.9)  # x (length), y (height), z (width): a mean toy car
+    shape: str = "ellipsoid"  # one of TEMPLATE_SHAPES
+
+    def __post_init__(self):
+        if self.shape not in TEMPLATE_SHAPES:
+            raise ValueError(f"template shape must be one of {', '.join(TEMPLATE_SHAPES)}, got {self.shape!r}")
 
 
 class Template:
@@ -37,11 +47,17 @@ class Template:
         sphere = trimesh.creation.icosphere(subdivisions=settings.subdivisions)
         unit = np.asarray(sphere.vertices, np.float64)
         self.faces = torch.as_tensor(np.asarray(sphere.faces), dtype=torch.int64)  # (F, 3)
-        self.vertices = torch.as_tensor(unit * np.asarray(settings.radii), dtype=torch.float32)  # (V, 3)
+        mirror = _mirror_index(unit)
+        if settings.shape == "ellipsoid":
+            rest = unit * np.asarray(settings.radii)
+        else:
+            radii = mean_car_radii(unit)
+            rest = unit * ((radii + radii[mirror]) / 2)[:, None]   # exactly symmetric across z = 0
+        self.vertices = torch.as_tensor(rest, dtype=torch.float32)  # (V, 3)
         self.vertex_uvs = torch.as_tensor(_spherical_uv(unit), dtype=torch.float32)  # (V, 2)
         self.face_uvs = _seamless_face_uvs(self.vertex_uvs, self.faces)  # (F, 3, 2)
         self.edge_faces = torch.tensor(sphere.face_adjacency, dtype=torch.int64)  # (E, 2) faces sharing an edge
-        self.mirror = torch.as_tensor(_mirror_index(unit), dtype=torch.int64)  # (V,) vertex at (x, y, -z)
+        self.mirror = torch.as_tensor(mirror, dtype=torch.int64)  # (V,) vertex at (x, y, -z)
         self.laplacian = _uniform_laplacian(sphere)  # sparse float (V, V)
 
     @property
@@ -53,6 +69,39 @@ class Template:
         """A short hash of the rest vertices and faces: checkpoints of another template do not match it."""
         digest = hashlib.sha256(self.vertices.numpy().round(5).tobytes() + self.faces.numpy().tobytes())
         return digest.hexdigest()[:16]
+
+
+def mean_car_radii(directions: np.ndarray, samples: int = 1000) -> np.ndarray:
+    """float (V,): how far the toy world's mean car (each shape parameter of datasources.toy.car averaged over
+    `samples` seeded draws) reaches from its box centre along each unit direction float (V, 3): the outermost
+    hit of a ray, so hidden insides of overlapping parts are skipped."""
+    from datasources.toy.car import CarParams, build_car, sample_params
+
+    rng = np.random.default_rng(0)
+    draws = [sample_params(rng) for _ in range(samples)]
+    mean = {f.name: np.mean([getattr(d, f.name) for d in draws], axis=0) for f in fields(CarParams)}
+    car = build_car(CarParams(**{k: tuple(v) if np.ndim(v) else float(v) for k, v in mean.items()}))
+    centre = (car.verts.min(0) + car.verts.max(0)) / 2
+    radii = _farthest_hits(centre, directions, car.verts[car.faces])
+    if (radii <= 0).any():
+        raise ValueError("a template direction misses the mean car: its centre is not inside it")
+    return radii
+
+
+def _farthest_hits(origin: np.ndarray, directions: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """float (V,): the largest t with origin + t * direction on a triangle (Moller-Trumbore, every ray against
+    every triangle float (F, 3, 3)); 0 where a ray hits none."""
+    e1, e2 = triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0]
+    p = np.cross(directions[:, None], e2[None])   # (V, F, 3)
+    det = (e1[None] * p).sum(-1)
+    inv = 1 / np.where(np.abs(det) > 1e-12, det, np.inf)
+    s = origin - triangles[:, 0]   # (F, 3)
+    q = np.cross(s, e1)
+    u = (s[None] * p).sum(-1) * inv
+    v = (directions[:, None] * q[None]).sum(-1) * inv
+    t = (e2 * q).sum(-1)[None] * inv
+    hit = (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)
+    return np.where(hit, t, 0.0).max(1)
 
 
 def _spherical_uv(unit: np.ndarray) -> np.ndarray:

@@ -1,5 +1,7 @@
 """The inverse-graphics reconstructor: template, network, rendering, losses, training (losses fall,
 exact resume), checkpoints, reconstruct() on bad input, 3D evaluation, viewpoint regressor, sources."""
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -42,6 +44,29 @@ def test_template_is_dib_r_sphere_with_mirror_uvs_and_laplacian():
     assert (u.amax(1) - u.amin(1)).max() < 0.5 and u.min() >= 0 and u.max() < 2  # no face spans the seam
     constant = torch.ones(642, 3)
     torch.testing.assert_close(torch.sparse.mm(t.laplacian, constant), torch.zeros(642, 3))
+
+
+def test_mean_car_template_is_the_same_sphere_shrink_wrapped_onto_a_car(tmp_path):
+    """Same topology, UVs and mirror pairs as the ellipsoid; exactly symmetric; car-sized (the mean toy car:
+    4.3 m long, 1.8 m wide); boxier than the ellipsoid (more of its vertices near the box's top); a checkpoint
+    keeps the shape, and one written before `shape` existed loads as the ellipsoid."""
+    settings = TemplateSettings(subdivisions=2, shape="mean-car")
+    car, sphere = Template(settings), Template(TemplateSettings(subdivisions=2))
+    assert torch.equal(car.faces, sphere.faces) and torch.equal(car.mirror, sphere.mirror)
+    torch.testing.assert_close(car.vertex_uvs, sphere.vertex_uvs)
+    torch.testing.assert_close(car.vertices[car.mirror], car.vertices * torch.tensor([1.0, 1.0, -1.0]))
+    extent = car.vertices.amax(0) - car.vertices.amin(0)
+    assert 4.0 < extent[0] < 4.6 and 1.6 < extent[2] < 2.0 and car.signature != sphere.signature
+    top = lambda v: (v[:, 1] > 0.8 * v[:, 1].max()).float().mean()  # noqa: E731
+    assert top(car.vertices) > top(sphere.vertices)
+    config = ReconstructorConfig(encoder="resnet10", texture_size=8, template=settings)
+    save_reconstructor(tmp_path / "car.pt", Reconstructor(config))
+    assert load_reconstructor(tmp_path / "car.pt").config.template.shape == "mean-car"
+    old = asdict(ReconstructorConfig())
+    del old["template"]["shape"]
+    assert ReconstructorConfig.from_dict(old).template == TemplateSettings()
+    with pytest.raises(ValueError, match="template shape must be one of ellipsoid, mean-car"):
+        TemplateSettings(shape="cube")
 
 
 def test_prediction_shapes_and_symmetry():
