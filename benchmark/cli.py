@@ -827,7 +827,9 @@ def three_d_eval(checkpoints, seeds, points, out, tables_dir):
         model = load_reconstructor(_existing_file(checkpoint, "--checkpoint"))
         result = evaluate(model, seed_list, points=points)
         folder = write_record(out, "toy-3d-eval", {"checkpoint": checkpoint, "trained": model.extra, **result}, started)
-        records.append({**result, "source": model.extra.get("source", "?"),
+        shape = model.config.template.shape   # a source's rows are split by template
+        records.append({**result, "source": model.extra.get("source", "?") + ("" if shape == "ellipsoid" else
+                                                                             f", {shape} template"),
                         "seed": model.extra.get("settings", {}).get("seed", 0), "record": str(folder)})
     table, shown = seed_table(records)
     tables = _writable_dir(tables_dir)
