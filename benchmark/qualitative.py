@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.segmentation import LabelledImages, shown_indices
-from benchmark.variants import VARIANTS
+from benchmark.variants import variant_rank
 from datasources.base import IGNORE, ClassSet
 from datasources.files import atomic_write
 
@@ -95,7 +95,7 @@ def write_grids(cells: dict, out: Path, suite: str) -> list[Path]:
             grids.setdefault((table, column), {})[row] = record
     written = []
     for (table, column), records in grids.items():
-        rows = sorted(records, key=lambda row: list(VARIANTS).index(row) if row in VARIANTS else len(VARIANTS))
+        rows = sorted(records, key=variant_rank)
         loaded = {row: dict(np.load(Path(records[row]["path"]) / QUALITATIVE_FILE)) for row in rows}
         indices = {tuple(d["indices"]) for d in loaded.values()}
         if len(indices) > 1:

@@ -24,7 +24,7 @@ import pandas as pd
 from benchmark.configs import ConfigError
 from benchmark.metrics import iou_per_class
 from benchmark.qualitative import write_grids
-from benchmark.variants import VARIANTS
+from benchmark.variants import variant_rank
 from datasources.files import read_json
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.csv")
@@ -35,9 +35,7 @@ CAPTIONS = {"1": "Part segmentation (paper Table 1): mIoU (\\%)",
             "5": "Against fully supervised (paper Table 5): mIoU (\\%)",
             "6": "Data selection (paper Table 6; random: over draws and seeds): mIoU (\\%)",
             "fig6": "Annotated images against mIoU (\\%) (the data of paper Fig. 6)"}
-RAW_METRICS = ("l2",)
-VARIANT_ORDER = {name: i for i, name in enumerate(VARIANTS)}   # rows named after variants: transfer, semi, ...   # shown as computed; every other metric is a fraction shown in percent
-
+RAW_METRICS = ("l2",)   # shown as computed; every other metric is a fraction shown in percent
 
 def load_records(out: Path, suite: str) -> list[dict]:
     """Every record.json under out/runs of `suite`, oldest first."""
@@ -113,7 +111,7 @@ def per_class_markdown(classes: pd.DataFrame, suite: str) -> str:
     for (table, column), part in classes.groupby(["table", "column"], sort=False):
         shown = part.assign(iou=[_format("miou", m, s, " ± ") for m, s in zip(part.iou_mean, part.iou_seed_std)])
         frame = shown.pivot(index="class", columns="row", values="iou").reindex(part["class"].unique())
-        frame = frame[sorted(part.row.unique(), key=lambda row: VARIANT_ORDER.get(row, len(VARIANT_ORDER)))]
+        frame = frame[sorted(part.row.unique(), key=variant_rank)]
         parts.append(f"**Suite {suite}, table {table}, {column}: IoU per class (%), mean ± std over training seeds**"
                      f"\n\n{frame.reset_index().to_markdown(index=False, disable_numparse=True)}\n")
     return "\n".join(parts)
@@ -152,13 +150,13 @@ def build(out: Path, suite: str) -> pd.DataFrame:
                          "delta": np.nan if figure is None else mean - float(figure.value),
                          "records": counts[(table, row, column)],
                          "record_ids": " ".join(sorted(Path(r["path"]).name for r in cell.values())),
-                         "_order": (VARIANT_ORDER.get(row, len(VARIANT_ORDER)), last.get("order", 0))})
+                         "_order": (variant_rank(row), last.get("order", 0))})
         if "l2_all_zero_heatmaps" in last:
             floors[table, column] = (last["l2_all_zero_heatmaps"], last["test_set"], last["profile"])
     for (table, column), (l2, test_set, profile) in floors.items():
         rows.append({"table": table, "row": ALL_ZERO_ROW, "column": column, "metric": "l2", "mean": l2,
                      "seeds": 0, "rounds": 0, "test_set": test_set, "profile": profile, "records": 0,
-                     "_order": (len(VARIANT_ORDER) + 1, 0)})
+                     "_order": (variant_rank(ALL_ZERO_ROW) + 1, 0)})
     return pd.DataFrame(rows).sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
 
 

@@ -360,6 +360,11 @@ VARIANTS = {"transfer": transfer, "semi": semi, "datasetgan": datasetgan, "super
 KEYPOINT_VARIANTS = ("transfer", "datasetgan", "supervised")   # the paper's Table 2 rows
 
 
+def variant_rank(row: str) -> int:
+    """Where a table row goes: variants in the paper's order (VARIANTS), any other row after them."""
+    return list(VARIANTS).index(row) if row in VARIANTS else len(VARIANTS)
+
+
 def work_key(config: dict, variant: str) -> str:
     """Folder name of a variant's work: its name and a hash of everything that shapes its training."""
     keys = ("task", "toy", "labelled", "segmentation", "keypoints", "roots", "real", variant)
