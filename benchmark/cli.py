@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,13 +21,12 @@ from inverse_graphics.template import TEMPLATE_SHAPES
 
 
 def _writable_dir(path: str) -> Path:
-    """Create `path` (and parents) or fail with a clean message."""
+    """Create `path` (and parents) or fail with a clean message (the probe file is unique: runs of several
+    variants may share an output folder)."""
     out = Path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.touch()
-        probe.unlink()
+        tempfile.TemporaryFile(dir=out).close()
     except OSError as e:
         raise click.BadParameter(f"cannot write to {out}: {e.strerror or e}", param_hint="--out") from None
     return out

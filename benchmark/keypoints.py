@@ -81,8 +81,9 @@ class KeypointImages:
                     for i in range(0, len(self), batch))
         return total / (len(self) * self.num_outputs * h * w)
 
-    def objective(self) -> HeatmapL2:
-        """The default training objective for these keypoints."""
+    def objective(self, class_weighting: str = "none") -> HeatmapL2:
+        """The default training objective for these keypoints (heatmaps have no classes to weight: a
+        segmentation.class_weighting is left aside)."""
         return HeatmapL2(self.sigma)
 
     def figures(self, outputs: Tensor, start: int) -> np.ndarray:

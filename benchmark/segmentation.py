@@ -40,6 +40,7 @@ BACKBONES = {
 }
 IMAGENET_BACKBONES = ("resnet101", "resnet50")   # the official script starts these from ImageNet weights
 RANDOM_INIT = "random"   # segmentation.pretrained's value that asks for a random initialisation on purpose
+CLASS_WEIGHTINGS = ("none", "inverse_sqrt_frequency")   # segmentation.class_weighting: class_weights' rules
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class SegmentationSettings:
     keep_all_checkpoints: bool = False  # ours: keep only the latest (every epoch's evaluation is kept anyway)
     amp: bool = True  # ours: mixed precision on CUDA (bf16, else fp16 with loss scaling); False: fp32 as the official
     seed: int = 0
+    class_weighting: str = "none"  # ours: "inverse_sqrt_frequency" weighs each class's cross-entropy by its training
+    #                                 pixel frequency^-1/2 (class_weights); the official script's is unweighted
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:
@@ -66,6 +69,9 @@ class SegmentationSettings:
         if self.batch_size < 1 or not 1 <= self.evaluations <= self.steps:
             raise ConfigError(f"segmentation.batch_size must be at least 1 and segmentation.evaluations in 1..steps "
                               f"({self.steps}); got {self.batch_size} and {self.evaluations}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ConfigError(f"segmentation.class_weighting {self.class_weighting!r} unknown; valid: "
+                              f"{', '.join(CLASS_WEIGHTINGS)}")
         if self.backbone in IMAGENET_BACKBONES and self.pretrained is None:
             raise ConfigError(f"segmentation.pretrained: the {self.backbone} backbone starts from an ImageNet backbone "
                               f"file, as the official script's does (e.g. torchvision's resnet101-63fe2227.pth, "
@@ -96,9 +102,10 @@ class LabelledImages:
     def describe(self) -> str:
         return f"{len(self.classes)} classes ({self.classes.name})"
 
-    def objective(self) -> CrossEntropy:
-        """The default training objective for these labels."""
-        return CrossEntropy()
+    def objective(self, class_weighting: str = "none") -> CrossEntropy:
+        """The default training objective for these labels: cross-entropy, its classes weighted by
+        `class_weighting` (class_weights)."""
+        return CrossEntropy(class_weights(self.labels, self.num_outputs, class_weighting))
 
     def figures(self, outputs: Tensor, start: int) -> np.ndarray:
         """outputs: float (B, K, H, W) logits of images start..start+B -> int64 (B, K, K) their confusions
@@ -221,12 +228,33 @@ def replace_last_layer(net: nn.Module, num_classes: int, seed: int) -> None:
     net.classifier[-1] = nn.Conv2d(old.in_channels, num_classes, 1)
 
 
+def class_weights(labels: Tensor, num_classes: int, rule: str = "none") -> Tensor | None:
+    """labels: int64 (N, H, W) training label maps (IGNORE left out) -> float (K,) cross-entropy class weights, or
+    None for rule "none". "inverse_sqrt_frequency": f^-1/2 for each class's pixel frequency f, scaled so that the
+    average training pixel weighs 1 (classes absent from the labels weigh 0: they are never a target). On 64 px toy
+    cars a handle covers 3 pixels: unweighted, no network predicts it (docs/segmentation-setup.md)."""
+    if rule == "none":
+        return None
+    if rule not in CLASS_WEIGHTINGS:
+        raise ValueError(f"unknown class weighting {rule!r}; valid: {', '.join(CLASS_WEIGHTINGS)}")
+    counts = torch.bincount(labels[labels != IGNORE], minlength=num_classes).double()
+    freq = counts / counts.sum().clamp_min(1)
+    weight = torch.where(counts > 0, freq.clamp_min(1e-12).rsqrt(), torch.zeros_like(freq))
+    return (weight / (freq * weight).sum()).float()
+
+
 class CrossEntropy:
-    """The plain supervised objective of segmentation; richer ones (semi.S4GAN) keep this interface."""
+    """The plain supervised objective of segmentation, its classes weighted by `weight` (float (K,), or None:
+    unweighted); richer ones (semi.S4GAN) keep this interface."""
+
+    def __init__(self, weight: Tensor | None = None):
+        self.weight = weight
 
     def loss(self, net: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
         """images: float (B, 3, H, W) normalised; labels: int64 (B, H, W) -> scalar loss."""
-        return F.cross_entropy(net(images)["out"], labels, ignore_index=IGNORE)
+        out = net(images)["out"]
+        weight = None if self.weight is None else self.weight.to(out.device)
+        return F.cross_entropy(out, labels, weight=weight, ignore_index=IGNORE)
 
     def after_step(self) -> None:
         """Called after each optimiser step of the network."""
@@ -347,8 +375,8 @@ def _checkpoint(path: Path, device) -> dict:
 def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Path, objective=None,
         device: str | torch.device = "cpu", desc: str = "deeplab") -> np.ndarray | None:
     """Train `net` (its parameters with requires_grad) on `train` (LabelledImages or KeypointImages) with Adam
-    for settings.steps optimiser steps (BatchSchedule) on `objective` (default: train.objective()); at each of
-    settings.evaluated_steps write run_dir/checkpoint_{i:03d}.pt and, with a test set,
+    for settings.steps optimiser steps (BatchSchedule) on `objective` (default:
+    train.objective(settings.class_weighting)); at each of settings.evaluated_steps write run_dir/checkpoint_{i:03d}.pt and, with a test set,
     run_dir/evaluation_{i:03d}.npy (evaluate()). A rerun resumes after the last checkpoint written. On CUDA it
     trains channels-last and (settings.amp) in mixed precision; under torchrun it is data-parallel
     (DistributedDataParallel, each rank on cuda:LOCAL_RANK or the CPU, a share of every step's batch), rank 0
@@ -357,7 +385,7 @@ def fit(net: nn.Module, train, test, settings: SegmentationSettings, run_dir: Pa
     without a test set)."""
     if test is not None and (type(train) is not type(test) or train.num_outputs != test.num_outputs):
         raise DatasetFormatError(desc, f"training labels have {train.describe}, the test set {test.describe}")
-    objective = objective or train.objective()
+    objective = objective or train.objective(settings.class_weighting)
     rank, world = rank_and_world()
     device = torch.device(device)
     distributed = process_group()

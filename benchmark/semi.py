@@ -66,11 +66,13 @@ class S4GAN:
     unlabelled predictions the discriminator scores above 0.6); the discriminator is trained after
     each segmenter step with BCE (truth 1, prediction 0).
 
-    unlabelled: uint8 (M, H, W, 3), the pool; batches of it are drawn with a seeded generator."""
+    unlabelled: uint8 (M, H, W, 3), the pool; batches of it are drawn with a seeded generator. class_weight: float
+    (K,) weights of the labelled cross-entropy, as every variant's (segmentation.class_weights), or None."""
 
     def __init__(self, unlabelled: Tensor, num_classes: int, settings: S4GANSettings, device: torch.device,
-                 seed: int = 0):
+                 seed: int = 0, class_weight: Tensor | None = None):
         self.unlabelled = unlabelled
+        self.class_weight = None if class_weight is None else class_weight.to(device)
         self.settings = settings
         self.device = device
         self.k = num_classes
@@ -82,7 +84,7 @@ class S4GAN:
 
     def loss(self, net: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
         """images: float (B, 3, H, W) normalised; labels: int64 (B, H, W) -> scalar segmenter loss."""
-        ce = F.cross_entropy(net(images)["out"], labels, ignore_index=IGNORE)
+        ce = F.cross_entropy(net(images)["out"], labels, weight=self.class_weight, ignore_index=IGNORE)
         idx = torch.randint(len(self.unlabelled), (len(images),), generator=self.generator)
         unlabelled = to_input(self.unlabelled[idx].to(self.device))
         logits = net(unlabelled)["out"]

@@ -42,9 +42,9 @@ import torch
 
 from benchmark import configs
 from benchmark.keypoints import KeypointImages, KeypointSettings, load_keypoint_images
-from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, fit, kept_predictions,
-                                    last_layer, load_images, load_network, replace_last_layer, resize_image,
-                                    trained_steps)
+from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, class_weights, fit,
+                                    kept_predictions, last_layer, load_images, load_network, replace_last_layer,
+                                    resize_image, trained_steps)
 from benchmark.semi import S4GAN, S4GANSettings
 from benchmark.sources import (TOY_TEST_SETS, RealSources, Subset, ToyData, labelled_indices, real_dataset,
                                settings_from, short_hash, target_merge, task_of, task_targets, toy_split)
@@ -348,7 +348,9 @@ def semi(ctx: Context) -> tuple[np.ndarray, dict]:
     settings = settings_from(S4GANSettings, ctx.config, "semi")
     labelled = ctx.labelled()
     unlabelled = ctx.unlabelled(settings.unlabelled)
-    objective = S4GAN(unlabelled, len(ctx.test.classes), settings, torch.device(ctx.device), ctx.segmentation.seed)
+    k = len(ctx.test.classes)
+    objective = S4GAN(unlabelled, k, settings, torch.device(ctx.device), ctx.segmentation.seed,
+                      class_weights(labelled.labels, k, ctx.segmentation.class_weighting))
     return ctx.train(labelled, "s4gan", objective=objective), {
         "training_images": len(labelled), "unlabelled_images": len(unlabelled),
         "optimiser": "the shared Adam (segmentation.lr) for the segmenter, as every variant; the s4GAN reference "

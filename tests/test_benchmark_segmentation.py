@@ -7,8 +7,9 @@ import torch
 
 from benchmark.configs import ConfigError
 from benchmark.oracle import oracle_miou, output_grid
-from benchmark.segmentation import (BatchSchedule, LabelledImages, SegmentationSettings, build_network, evaluate, fit,
-                                    last_layer, load_images, replace_last_layer, trained_steps)
+from benchmark.segmentation import (BatchSchedule, LabelledImages, SegmentationSettings, build_network,
+                                    class_weights, evaluate, fit, last_layer, load_images, replace_last_layer,
+                                    trained_steps)
 from datasources.base import IGNORE, DatasetFormatError, PartDataset, Sample
 from datasources.classes import CAR_5, CAR_12, CAR_12_TO_5
 
@@ -109,6 +110,35 @@ def test_resnet_backbones_need_an_imagenet_file_or_an_explicit_random_init():
     assert SegmentationSettings(backbone="resnet101", pretrained="random").pretrained == "random"
     with pytest.raises(ConfigError, match="evaluations in 1..steps"):
         SegmentationSettings(backbone="dilated_resnet", steps=3, evaluations=4)
+
+
+def test_class_weights_are_inverse_square_root_frequencies_and_an_average_pixel_weighs_one():
+    # 64 labelled pixels: 48 background, 12 body, 4 handle; class 3 never appears; IGNORE is left out.
+    labels = torch.zeros(1, 9, 8, dtype=torch.int64)
+    labels[0, 6:8, :6] = 1
+    labels[0, 4, :4] = 2
+    labels[0, 8, :] = IGNORE
+    assert class_weights(labels, 4) is None                   # "none": the official unweighted loss
+    weight = class_weights(labels, 4, "inverse_sqrt_frequency")
+    freq = torch.tensor([48, 12, 4, 0]) / 64
+    assert weight[3] == 0
+    np.testing.assert_allclose(weight[:3] / weight[0], (freq[:3] / freq[0]) ** -0.5, rtol=1e-6)   # 1 : 2 : 3.46
+    assert (freq * weight).sum().item() == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="class_weighting 'focal' unknown; valid: none, inverse_sqrt_frequency"):
+        SegmentationSettings(backbone="dilated_resnet", class_weighting="focal")
+
+
+def test_the_training_objective_weighs_classes_as_the_settings_say():
+    data = _images(2)
+    net = build_network(LIGHT, 6).eval()
+    images = (data.images.permute(0, 3, 1, 2).float() - 128) / 64
+    logits = net(images)["out"]
+    weight = class_weights(data.labels, 6, "inverse_sqrt_frequency")
+    expected = torch.nn.functional.cross_entropy(logits, data.labels, weight=weight, ignore_index=IGNORE)
+    assert data.objective("inverse_sqrt_frequency").loss(net, images, data.labels).item() == pytest.approx(
+        expected.item())
+    assert data.objective().loss(net, images, data.labels).item() == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, data.labels, ignore_index=IGNORE).item())
 
 
 def test_the_setup_ceiling_is_the_oracle_at_the_networks_output_grid():

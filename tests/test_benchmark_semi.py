@@ -52,3 +52,14 @@ def test_self_training_only_on_confident_predictions():
     ce = torch.nn.functional.cross_entropy(net(images)["out"], data.labels)
     assert never.loss(net, images, data.labels).item() == ce.item()
     assert always.loss(net, images, data.labels).item() > ce.item()
+
+
+def test_the_labelled_cross_entropy_takes_the_shared_class_weights():
+    data = _images(2)
+    net = build_network(LIGHT, 6).eval()
+    weight = torch.tensor([0.5, 1.0, 2.0, 3.0, 0.0, 1.5])
+    weighted = S4GAN(data.images, 6, S4GANSettings(threshold=1.0, feature_matching=0.0), torch.device("cpu"),
+                     class_weight=weight)
+    images = to_input(data.images)
+    ce = torch.nn.functional.cross_entropy(net(images)["out"], data.labels, weight=weight)
+    assert weighted.loss(net, images, data.labels).item() == ce.item()
