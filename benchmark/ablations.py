@@ -71,7 +71,8 @@ def _paper(table: str, row: str, column: str | None) -> dict | None:
 
 
 def runs(config: dict, active: dict[int, list[int]] | None = None) -> list[Run]:
-    """Every run of the suite. active: count -> the labelled indices active learning chose (None: the first
+    """Every run of the suite whose variant is one of the config's `variants` (`benchmark run --variants` splits
+    the suite across processes). active: count -> the labelled indices active learning chose (None: the first
     `count`, a stand-in with the same shape, for checking the configs before anything is trained)."""
     a = settings_from(AblationSettings, config, "ablations")
     base = {k: v for k, v in config.items() if k != "ablations"}
@@ -109,7 +110,7 @@ def runs(config: dict, active: dict[int, list[int]] | None = None) -> list[Run]:
             out.append(Run(variant, a.test_set, {**base, "toy": {**toy, "labelled": count}}, "fig6", variant,
                            str(count)))
     out.append(Run("supervised", a.test_set, base, "fig6", "supervised", "pool"))
-    return out
+    return [run for run in out if run.variant in config["variants"]]
 
 
 def active_selection(config: dict, out: Path) -> dict[int, list[int]]:
@@ -150,5 +151,5 @@ def active_selection(config: dict, out: Path) -> dict[int, list[int]]:
 def run_ablations(config: dict, out: Path) -> list[Path]:
     """Choose the active-learning sets, then run every cell; returns the record folders written."""
     a = settings_from(AblationSettings, config, "ablations")
-    active = active_selection(config, out) if a.selection_counts else None
+    active = active_selection(config, out) if a.selection_counts and "datasetgan" in config["variants"] else None
     return execute(runs(config, active), out)

@@ -69,3 +69,21 @@ def test_ablation_suite_fills_tables_3_to_6_and_fig6(tmp_path):
     assert rebuilt.exit_code == 0, rebuilt.output
     assert (out / "tables" / "ablations-fig6.png").exists()
     assert (out / "tables" / "ablations.tex").read_text().count("\\begin{tabular}") == 5
+
+
+def test_ablation_runs_keep_only_the_variants_asked_for():
+    # `benchmark run --suite ablations --variants semi` in one process and the rest in another must not share a cell
+    # (two processes writing one synthetic set collide).
+    from benchmark import configs
+    from benchmark.ablations import runs
+
+    config = configs.resolve("ablations", "quick")
+    every = runs(config)
+    assert {r.variant for r in every} == {"transfer", "semi", "datasetgan", "supervised"}
+    semi = runs({**config, "variants": ["semi"]})
+    rest = runs({**config, "variants": ["transfer", "datasetgan", "supervised"]})
+    assert semi and {r.variant for r in semi} == {"semi"}
+    def cells_of(rs):
+        return sorted((r.variant, r.test_set, r.table, r.row, r.column, r.round) for r in rs)
+
+    assert cells_of(semi + rest) == cells_of(every)
