@@ -1,39 +1,64 @@
-"""Do generated keypoint labels keep the car's sides apart? In the toy world's views (elevation 0 to 20 degrees) the
-two wheels of one axle, or two diagonal wheels, are never both visible; a side view shows one side's two. Prints, for
-each pair of wheel keypoints, how often both are visible in a generated set's labels (the keypoint interpreter's)
-beside the exact labels of toy renders: a labeller that mixes up left and right, or front and rear, shows pairs
-the renders never have.
+"""Do generated keypoint labels keep the car's sides apart, and does naming them by the camera fix it? In the toy
+world's views (elevation 0 to 20 degrees) the two wheels of one axle, or two diagonal wheels, are never both
+visible; a side view shows one side's two. Prints, for each pair of wheel keypoints, how often both are visible in
+a generated set's labels (the keypoint interpreter's), the same after `match_keypoint_names` under the viewpoint
+regressor's cameras (what `3d train --generated` trains on), and in the exact labels of toy renders: a labeller
+that mixes up left and right, or front and rear, shows pairs the renders never have. Then, on the renders under
+the regressor's cameras: the share of visible keypoints whose name matching keeps, and whose name it restores
+after every left and right name (and front and rear wheel) is swapped.
 
     python bench/keypoint_sides.py --generated data/synthetic-toy-2000 --toy data/toy-labelled
 """
 from __future__ import annotations
 
 import argparse
+import functools
 from itertools import combinations
 
 import numpy as np
 
-from datasources.synthetic import SyntheticDataset
-from datasources.toy import KEYPOINT_NAMES, ToyDataset
+from datasources.toy import KEYPOINT_NAMES
+from inverse_graphics.viewpoint import estimate_cameras, load_viewpoint
+from inverse_graphics.views import match_keypoint_names, synthetic_views, toy_folder_views
+
+SIZE = 64  # the reconstructor's and viewpoint regressor's views
 
 
-def visible(dataset, count: int) -> np.ndarray:
-    """bool (N, K): which keypoints the first `count` samples label visible."""
-    return np.stack([dataset[i].keypoints[:, 2] > 0.5 for i in range(min(count, len(dataset)))])
+def swapped_names() -> list[int]:
+    """Index map that calls every left keypoint right (and back), and every front wheel a rear one (and back)."""
+    other = {"left": "right", "right": "left", "front": "rear", "rear": "front"}
+    return [KEYPOINT_NAMES.index("_".join(other.get(w, w) if w in ("left", "right") or name.startswith("wheel")
+                                          else w for w in name.split("_"))) for name in KEYPOINT_NAMES]
+
+
+def kept_share(matched: np.ndarray, truth: np.ndarray) -> float:
+    """Share of truth's visible keypoints that matched holds under the same name at the same place."""
+    visible = truth[..., 2] > 0
+    same = (matched[..., 2] > 0) & (np.abs(matched[..., :2] - truth[..., :2]).max(-1) < 1e-4)
+    return float((same & visible).sum() / visible.sum())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generated", required=True, help="a `benchmark generate --keypoints-config` folder")
-    parser.add_argument("--toy", required=True, help="a toy split folder (exact keypoints)")
+    parser.add_argument("--toy", required=True, help="a toy split folder (exact keypoints and cameras)")
+    parser.add_argument("--viewpoint", default="checkpoints/toy-viewpoint.pt", help="benchmark 3d viewpoint")
     parser.add_argument("--n", type=int, default=1000, help="samples of each")
     args = parser.parse_args()
-    generated, renders = visible(SyntheticDataset(args.generated), args.n), visible(ToyDataset(args.toy), args.n)
+    cameras = functools.partial(estimate_cameras, load_viewpoint(args.viewpoint))
+    generated = synthetic_views(args.generated, cameras, SIZE, match_names=False).take(slice(0, args.n))
+    generated_kp = generated.keypoints.numpy()
+    matched = match_keypoint_names(generated_kp, generated.cameras.numpy(), SIZE)
+    renders = toy_folder_views(args.toy).take(slice(0, args.n))
+    truth, estimated = renders.keypoints.numpy(), cameras(renders.images).numpy()
+    sets = {"generated": generated_kp > 0, "matched": matched > 0, "renders": truth > 0}
     wheels = [i for i, name in enumerate(KEYPOINT_NAMES) if name.startswith("wheel_")]
-    print(f"both visible (share of images)   generated   renders   ({len(generated)} / {len(renders)} images)")
+    print(f"both visible (share of images)   generated   matched   renders   ({len(generated)} / {len(renders)} images)")
     for a, b in combinations(wheels, 2):
-        pair = f"{KEYPOINT_NAMES[a]} + {KEYPOINT_NAMES[b]}"
-        print(f"{pair:<38} {(generated[:, a] & generated[:, b]).mean():9.2f} {(renders[:, a] & renders[:, b]).mean():9.2f}")
+        shares = [(v[:, a, 2] & v[:, b, 2]).mean() for v in sets.values()]
+        print(f"{KEYPOINT_NAMES[a] + ' + ' + KEYPOINT_NAMES[b]:<38}" + "".join(f"{s:10.2f}" for s in shares))
+    print(f"renders, regressor's cameras: names kept {kept_share(match_keypoint_names(truth, estimated, SIZE), truth):.3f}, "
+          f"restored after a swap {kept_share(match_keypoint_names(truth[:, swapped_names()], estimated, SIZE), truth):.3f}")
 
 
 if __name__ == "__main__":

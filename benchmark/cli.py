@@ -170,7 +170,9 @@ def tables(suite, out):
 @click.option("--resolution", type=click.IntRange(min=8), default=64, help="Image side in pixels.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None,
               help="Also save a PNG grid of images beside their coloured label maps.")
-def toy(split, count, out, resolution, grid):
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Rendering processes (default: one per CPU core; small splits render in this one).")
+def toy(split, count, out, resolution, grid, workers):
     """Write samples of the procedural toy-car world: images, part labels, keypoints, cameras.
 
     \b
@@ -181,7 +183,7 @@ def toy(split, count, out, resolution, grid):
     from datasources.visualize import save_label_grid
 
     root = _writable_dir(out)
-    write_split(root, split, count, ToySettings(resolution=resolution))
+    write_split(root, split, count, ToySettings(resolution=resolution), workers)
     dataset = ToyDataset(root)
     click.echo(f"{len(dataset)} samples in {root}; per class, the share of all pixels and of images showing it:")
     for name, (pixels, images) in class_shares(dataset).items():
@@ -729,6 +731,9 @@ def three_d_viewpoint(toy_root, steps, out, threads):
 @click.option("--template", type=click.Choice(TEMPLATE_SHAPES), default="ellipsoid", show_default=True,
               help="The sphere's rest shape: an ellipsoid, or shrink-wrapped onto the toy world's mean car.")
 @click.option("--refine-camera", is_flag=True, help="Let the network correct each view's camera.")
+@click.option("--keypoint-names", type=click.Choice(["camera", "interpreter"]), default="camera", show_default=True,
+              help="--generated: rename each sample's wheels, lamps and roof corners to agree with its camera "
+                   "(inverse_graphics.views.match_keypoint_names), or keep the keypoint interpreter's names.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Training seed (initialisation and batches); `3d eval` averages a source's seeds.")
 @click.option("--weight", "weights", multiple=True, metavar="NAME=VALUE",
@@ -737,7 +742,8 @@ def three_d_viewpoint(toy_root, steps, out, threads):
 @click.option("--device", default="cpu", help="cpu or cuda.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
 def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_path, viewpoint, run_dir, steps,
-                  batch, lr, encoder, template, refine_camera, seed, weights, checkpoint_every, device, threads):
+                  batch, lr, encoder, template, refine_camera, keypoint_names, seed, weights, checkpoint_every, device,
+                  threads):
     """Train the reconstructor through the differentiable renderer from exactly one source. The
     architecture and settings are part of the run, so a resume must repeat them.
 
@@ -780,8 +786,9 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
                                         f"got one for {regressor.config.image_size}")
         cameras = functools.partial(estimate_cameras, regressor)
         if generated:
-            views = synthetic_views(generated, cameras, config.image_size, need_keypoints=loss_weights.keypoints > 0)
-            source = f"generated:{generated}"
+            views = synthetic_views(generated, cameras, config.image_size, need_keypoints=loss_weights.keypoints > 0,
+                                    match_names=keypoint_names == "camera")
+            source = f"generated:{generated}" + (", keypoint names by camera" if keypoint_names == "camera" else "")
         else:
             from datasetgan.pipeline import labeler_from_config, project_path
 

@@ -92,7 +92,8 @@ class S4GAN:
         fake = torch.cat([prob, unlabelled], 1)
         real = torch.cat([one_hot(labels, self.k), images], 1)
         score, fake_features = self.D(fake)
-        _, real_features = self.D(real)
+        with torch.no_grad():   # the truth's features are a constant for the segmenter
+            _, real_features = self.D(real)
         fm = (real_features.mean(0) - fake_features.mean(0)).abs().mean()
         confident = score.detach() > self.settings.threshold
         st = F.cross_entropy(logits[confident], prob.detach().argmax(1)[confident]) if confident.any() \

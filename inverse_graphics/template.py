@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -75,12 +75,9 @@ def mean_car_radii(directions: np.ndarray, samples: int = 1000) -> np.ndarray:
     """float (V,): how far the toy world's mean car (each shape parameter of datasources.toy.car averaged over
     `samples` seeded draws) reaches from its box centre along each unit direction float (V, 3): the outermost
     hit of a ray, so hidden insides of overlapping parts are skipped."""
-    from datasources.toy.car import CarParams, build_car, sample_params
+    from datasources.toy.car import build_car, mean_params
 
-    rng = np.random.default_rng(0)
-    draws = [sample_params(rng) for _ in range(samples)]
-    mean = {f.name: np.mean([getattr(d, f.name) for d in draws], axis=0) for f in fields(CarParams)}
-    car = build_car(CarParams(**{k: tuple(v) if np.ndim(v) else float(v) for k, v in mean.items()}))
+    car = build_car(mean_params(samples))
     centre = (car.verts.min(0) + car.verts.max(0)) / 2
     radii = _farthest_hits(centre, directions, car.verts[car.faces])
     if (radii <= 0).any():

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 from tqdm import tqdm
 
@@ -18,7 +19,8 @@ from datasetgan.factory import Labeler, image_at_label_grid
 from datasources.base import DatasetFormatError, PartDataset
 from datasources.classes import CAR_12
 from datasources.synthetic import SyntheticDataset
-from datasources.toy import KEYPOINT_NAMES, ToyDataset, ToySettings, render_sample
+from datasources.toy import (KEYPOINT_LOOKALIKES, KEYPOINT_NAMES, ToyDataset, ToySettings, build_car, keypoints_in_view,
+                             mean_params, render_sample)
 
 from .camera import assert_shape
 
@@ -115,11 +117,36 @@ def toy_folder_views(root: str | Path) -> Views:
     return dataset_views(ToyDataset(root))
 
 
-def synthetic_views(root: str | Path, estimate_cameras, size: int, need_keypoints: bool = False) -> Views:
+def match_keypoint_names(keypoints: np.ndarray, cameras: np.ndarray, size: int) -> np.ndarray:
+    """keypoints: float (N, P, 3) rows (x, y, visible) in pixels of size x size views; cameras: float (N, 4)
+    CAMERA_KEYS. Returns them renamed within each group of KEYPOINT_LOOKALIKES: a view's visible keypoints of a
+    group go to those of the group's names that the toy world's mean car shows under the view's camera, by a
+    min-cost assignment on the squared pixel distance to where the mean car shows them; keypoints left over
+    (more found than shown) are marked hidden. Why: an interpreter that finds a wheel can still call it the
+    wrong one (GAN features barely tell a car's sides apart); the camera the reconstructor trains with decides
+    the names."""
+    car, index = build_car(mean_params()), {name: k for k, name in enumerate(KEYPOINT_NAMES)}
+    groups = [np.array([index[name] for name in group]) for group in KEYPOINT_LOOKALIKES]
+    out = np.array(keypoints, np.float32)
+    for view, camera in zip(out, cameras):
+        expected = keypoints_in_view(car, dict(zip(CAMERA_KEYS, map(float, camera))), size)
+        for names in groups:
+            found, shown = names[view[names, 2] > 0], names[expected[names, 2] > 0]
+            labelled, chosen = linear_sum_assignment(
+                np.square(view[found, None, :2] - expected[None, shown, :2]).sum(-1))
+            rows = view[found[labelled]]
+            view[names, 2] = 0
+            view[shown[chosen]] = rows
+    return out
+
+
+def synthetic_views(root: str | Path, estimate_cameras, size: int, need_keypoints: bool = False,
+                    match_names: bool = True) -> Views:
     """The kept samples of a label factory folder (`benchmark generate`), resized to size x size
     (bilinear images, nearest labels), cameras from estimate_cameras: uint8 (N, S, S, 3) -> float
-    (N, 4); the samples' keypoints (generate --keypoints-config) scaled to size, or none (visible 0), which
-    need_keypoints refuses before any work."""
+    (N, 4); the samples' keypoints (generate --keypoints-config) scaled to size and, with match_names, renamed
+    to agree with the cameras (match_keypoint_names), or none (visible 0), which need_keypoints refuses before
+    any work."""
     index = Path(root) / "index.json"
     dataset = SyntheticDataset(root)
     classes = getattr(dataset, "classes", None)  # keypoint-only folders have none
@@ -141,8 +168,10 @@ def synthetic_views(root: str | Path, estimate_cameras, size: int, need_keypoint
             keypoints.append(_unlabelled_keypoints(1)[0])
         else:   # label pixels -> view pixels (x, y scaled; visibility kept)
             keypoints.append(sample.keypoints * [size / sample.labels.shape[1], size / sample.labels.shape[0], 1])
-    cameras = estimate_cameras(torch.from_numpy(np.stack(images))).tolist()
-    return _stack(images, labels, keypoints, cameras)
+    cameras = estimate_cameras(torch.from_numpy(np.stack(images))).numpy()
+    if match_names and dataset.keypoint_names:
+        keypoints = list(match_keypoint_names(np.stack(keypoints), cameras, size))
+    return _stack(images, labels, keypoints, cameras.tolist())
 
 
 def mixed_views(backbone: Backbone, labeler: Labeler, estimate_cameras, identities: list[int], views_per_car: int,

@@ -13,7 +13,7 @@ from datasetgan.stylegan2 import Generator, GeneratorConfig
 from datasources.base import CheckpointFormatError, DatasetFormatError
 from datasources.classes import CAR_5, CAR_12
 from datasources.synthetic import SyntheticDataset
-from datasources.toy import KEYPOINT_NAMES, ToySettings, build_car, sample_params
+from datasources.toy import KEYPOINT_NAMES, ToySettings, build_car, render_sample, sample_params
 from inverse_graphics import RasterSettings, look_at
 from inverse_graphics.evaluation import chamfer, evaluate, outer_surface_points, render_labels, surface_points
 from inverse_graphics.losses import LossWeights, flatten_loss, iou_loss, keypoint_loss, laplacian_loss, weighted_sum
@@ -24,7 +24,7 @@ from inverse_graphics.template import Template, TemplateSettings
 from inverse_graphics.training import ReconstructorTrainer, TrainSettings, loss_terms
 from inverse_graphics.viewpoint import (ViewpointConfig, azimuth_error, decode, encode, estimate_cameras,
                                         load_viewpoint, mirrored, save_viewpoint, train_viewpoint, viewpoint_loss)
-from inverse_graphics.views import Views, mixed_views, synthetic_views, toy_views
+from inverse_graphics.views import CAMERA_KEYS, Views, match_keypoint_names, mixed_views, synthetic_views, toy_views
 
 TINY = ReconstructorConfig(encoder="resnet10", texture_size=8)
 
@@ -323,6 +323,25 @@ def test_synthetic_views_read_a_factory_folder(tmp_path):
         synthetic_views(tmp_path / "car5", fixed_cameras, size=64)
 
 
+def test_keypoint_names_are_matched_to_the_camera():
+    """Exact toy keypoints keep their names under their true cameras; with every left and right name swapped,
+    and front wheels called rear ones, matching restores them. Keypoints the mean car hides in that view (the
+    toy car's shape differs from it) are marked hidden, never renamed to a hidden name."""
+    samples = [render_sample(seed) for seed in range(12)]
+    truth = np.stack([s.keypoints for s in samples])
+    cameras = np.array([[s.meta["camera"][k] for k in CAMERA_KEYS] for s in samples])
+    other = {"left": "right", "right": "left", "front": "rear", "rear": "front"}
+    swap = [KEYPOINT_NAMES.index("_".join(other.get(w, w) if w in ("left", "right") or name.startswith("wheel") else w
+                                          for w in name.split("_"))) for name in KEYPOINT_NAMES]
+    visible = truth[..., 2] > 0
+    for given in (truth, truth[:, swap]):
+        matched = match_keypoint_names(given, cameras, 64)
+        same = np.abs(matched[..., :2] - truth[..., :2]).max(-1) < 1e-4
+        assert ((matched[..., 2] > 0) <= visible).all()   # renamed or hidden, never invented
+        assert (same & visible).sum() >= 0.8 * visible.sum() and (same | ~(matched[..., 2] > 0)).all()
+    assert np.abs(truth[:, swap, :2] - truth[..., :2]).max(-1)[visible].mean() > 5   # the swap did rename them
+
+
 def corner_keypointer(sample):
     """A deterministic keypoint labeler: keypoint k at (k % 8 + 0.5, 2.5), visible when k is even."""
     k = torch.arange(len(KEYPOINT_NAMES), dtype=torch.float32)
@@ -341,7 +360,7 @@ def test_factory_keypoints_round_trip_into_the_reconstructors_views(tmp_path):
     assert sample.labels.shape == (8, 8) and sample.keypoints.shape == (len(KEYPOINT_NAMES), 3)
     k = np.arange(len(KEYPOINT_NAMES))
     np.testing.assert_allclose(sample.keypoints, np.stack([k % 8 + 0.5, np.full(len(k), 2.5), k % 2 == 0], 1))
-    views = synthetic_views(tmp_path / "both", fixed_cameras, size=64, need_keypoints=True)
+    views = synthetic_views(tmp_path / "both", fixed_cameras, size=64, need_keypoints=True, match_names=False)
     np.testing.assert_allclose(views.keypoints[0], sample.keypoints * [8, 8, 1])
     generate(_tiny_backbone(), box_labeler, CAR_12, tmp_path / "parts", FactorySettings(num=2), (8, 8))
     with pytest.raises(DatasetFormatError, match="index.json: keypoints for the reconstructor's keypoint loss"):

@@ -8,7 +8,7 @@ import trimesh
 from datasources.base import DatasetFormatError
 from datasources.classes import CAR_12, CAR_12_TO_5
 from datasources.toy import KEYPOINT_NAMES, ToyDataset, ToySettings, build_car, render_sample, sample_params, write_split
-from datasources.toy.disk import split_seeds
+from datasources.toy.disk import SAMPLES_PER_WORKER, split_seeds
 
 
 def test_car_mesh_has_every_part_and_outward_winding():
@@ -101,6 +101,14 @@ def test_write_split_round_trip_byte_identical_and_resumable(tmp_path):
         (b / sub / f"000003.{ext}").unlink()
     write_split(b, "test", 4, settings)
     assert _digest(a) == _digest(b)
+
+
+def test_write_split_renders_the_same_bytes_with_several_processes(tmp_path):
+    """Two rendering processes (each given at least SAMPLES_PER_WORKER samples) write what one writes."""
+    settings, count = ToySettings(resolution=16), 2 * SAMPLES_PER_WORKER
+    one = write_split(tmp_path / "one", "test", count, settings, workers=1)
+    two = write_split(tmp_path / "two", "test", count, settings, workers=2)
+    assert _digest(one) == _digest(two) and len(ToyDataset(two)) == count
 
 
 def test_write_split_refuses_other_settings(tmp_path):

@@ -8,7 +8,7 @@ they sit on, so the z-buffer shows them without fighting.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import trimesh
@@ -20,6 +20,13 @@ KEYPOINT_NAMES = (
     "head_light_left", "head_light_right", "tail_light_left", "tail_light_right",
     "plate_front", "plate_rear", "mirror_left", "mirror_right",
     "roof_front_left", "roof_front_right", "roof_rear_left", "roof_rear_right",
+)
+# Keypoints that look alike in an image: which wheel, lamp or roof corner one is follows from the viewpoint only.
+KEYPOINT_LOOKALIKES = (
+    ("wheel_front_left", "wheel_front_right", "wheel_rear_left", "wheel_rear_right"),
+    ("head_light_left", "head_light_right"), ("tail_light_left", "tail_light_right"),
+    ("plate_front", "plate_rear"), ("mirror_left", "mirror_right"),
+    ("roof_front_left", "roof_front_right", "roof_rear_left", "roof_rear_right"),
 )
 PROUD = 0.01  # how far panels stand off the surface they sit on (metres)
 LIGHT_SPAN = (0.45, 0.08)  # lights reach from this far inside the car's side to this far (metres)
@@ -74,6 +81,14 @@ def sample_params(rng: np.random.Generator) -> CarParams:
         window_color=tuple(hsv(rng.uniform(0.5, 0.7), rng.uniform(0.1, 0.5), rng.uniform(0.08, 0.3))),
         hub_color=tuple([rng.uniform(0.55, 0.85)] * 3),
     )
+
+
+def mean_params(samples: int = 1000) -> CarParams:
+    """The toy world's mean car: each shape parameter (and colour) averaged over `samples` seeded draws."""
+    rng = np.random.default_rng(0)
+    draws = [sample_params(rng) for _ in range(samples)]
+    mean = {f.name: np.mean([getattr(d, f.name) for d in draws], axis=0) for f in fields(CarParams)}
+    return CarParams(**{k: tuple(float(x) for x in v) if np.ndim(v) else float(v) for k, v in mean.items()})
 
 
 def hsv(h: float, s: float, v: float) -> np.ndarray:

@@ -13,10 +13,15 @@ samples; rerunning the same command renders only the samples that are missing.
 from __future__ import annotations
 
 import json
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from functools import partial
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 
@@ -32,6 +37,7 @@ SPLITS = {
     "labelled": (1_000_000, 2_000),
     "unlabelled": (2_000_000, 10_000),
 }
+SAMPLES_PER_WORKER = 32  # write_split starts a rendering process only for at least this many samples
 
 
 def split_seeds(split: str, count: int | None = None) -> list[int]:
@@ -54,8 +60,10 @@ def _save_json(path: Path, data: dict) -> None:
 
 
 def write_split(root: str | Path, split: str, count: int | None = None,
-                settings: ToySettings = ToySettings()) -> Path:
-    """Render the first `count` samples of `split` into `root` (resumable); returns `root`."""
+                settings: ToySettings = ToySettings(), workers: int | None = None) -> Path:
+    """Render the first `count` samples of `split` into `root` (resumable); returns `root`. workers: processes
+    that render in parallel (default: one per CPU core), used only where each gets at least
+    SAMPLES_PER_WORKER samples (starting one costs about as much as that many renders)."""
     root = Path(root)
     seeds = split_seeds(split, count)
     header = json.loads(json.dumps({"split": split, "settings": asdict(settings), "classes": CAR_12.names,
@@ -69,18 +77,31 @@ def write_split(root: str | Path, split: str, count: int | None = None,
     for sub in ("images", "labels", "annotations"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     _write_index(root, header)
-    for i, seed in enumerate(tqdm(seeds, desc=f"toy {split}", unit="img")):
-        name = f"{i:06d}"
-        if (root / "annotations" / f"{name}.json").exists():  # written last: the sample is whole
-            continue
-        sample = render_sample(seed, settings)
-        _save_png(root / "images" / f"{name}.png", sample.image)
-        _save_png(root / "labels" / f"{name}.png", sample.labels.astype(np.uint8))
-        _save_json(root / "annotations" / f"{name}.json", {
-            "seed": seed, "keypoints": sample.keypoints.tolist(),
-            "camera": sample.meta["camera"], "params": sample.meta["params"]})
+    todo = [(i, seed) for i, seed in enumerate(seeds) if not (root / "annotations" / f"{i:06d}.json").exists()]
+    workers = min(workers or len(os.sched_getaffinity(0)), len(todo) // SAMPLES_PER_WORKER)
+    write = partial(_write_sample, root, settings=settings)
+    progress = partial(tqdm, desc=f"toy {split}", unit="img", total=len(seeds), initial=len(seeds) - len(todo))
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=torch.set_num_threads,
+                                 initargs=(1,)) as pool:
+            for _ in progress(pool.map(write, *zip(*todo), chunksize=8)):
+                pass
+    else:
+        for i, seed in progress(todo):
+            write(i, seed)
     _write_index(root, header)
     return root
+
+
+def _write_sample(root: Path, i: int, seed: int, settings: ToySettings) -> None:
+    """Render sample i of a split (its seed) into root; the annotation, written last, marks it whole."""
+    sample = render_sample(seed, settings)
+    name = f"{i:06d}"
+    _save_png(root / "images" / f"{name}.png", sample.image)
+    _save_png(root / "labels" / f"{name}.png", sample.labels.astype(np.uint8))
+    _save_json(root / "annotations" / f"{name}.json", {
+        "seed": seed, "keypoints": sample.keypoints.tolist(),
+        "camera": sample.meta["camera"], "params": sample.meta["params"]})
 
 
 def _write_index(root: Path, header: dict) -> None:

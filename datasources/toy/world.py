@@ -21,7 +21,7 @@ from scipy.ndimage import gaussian_filter, zoom
 
 from datasources.base import Sample
 from datasources.classes import CAR_12
-from datasources.toy.car import CarParams, build_car, hsv, sample_params
+from datasources.toy.car import CarMesh, CarParams, build_car, hsv, sample_params
 from inverse_graphics import RasterSettings, interpolate_face, look_at, project, rasterize
 
 
@@ -175,6 +175,18 @@ def render_sample(seed: int, settings: ToySettings = ToySettings()) -> Sample:
         meta={"seed": int(seed), "camera": {n: float(v) for n, v in camera.items()}, "params": params.to_dict(),
               "settings": asdict(settings)},
     )
+
+
+def keypoints_in_view(mesh: CarMesh, camera: dict, size: int) -> np.ndarray:
+    """A car's keypoints seen by camera (azimuth, elevation, distance, fov; degrees) in a size x size image:
+    float32 (len(KEYPOINT_NAMES), 3) rows (x, y, visible) in pixels, visibility as render_sample's."""
+    cams = look_at(*(torch.tensor([camera[n]], dtype=torch.float32) for n in ("azimuth", "elevation", "distance", "fov")),
+                   image_size=size)
+    with torch.no_grad():
+        frags = rasterize(project(torch.from_numpy(mesh.verts)[None], cams), torch.from_numpy(mesh.faces),
+                          RasterSettings(image_size=size))
+        kp = project(torch.from_numpy(mesh.keypoints)[None], cams)[0].numpy()
+    return _keypoints_with_visibility(kp, frags.depth[0].numpy(), size, 1)
 
 
 def _keypoints_with_visibility(kp: np.ndarray, depth: np.ndarray, size: int, k: int) -> np.ndarray:
