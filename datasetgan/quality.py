@@ -48,10 +48,16 @@ class FeatureNet(nn.Module):
         self.norms = nn.ModuleList(nn.GroupNorm(8, b) for b in widths[1:])
         self.head = nn.Linear(128, 2 + classes)
 
-    def features(self, x: Tensor) -> Tensor:
+    def feature_maps(self, x: Tensor) -> list[Tensor]:
+        """The activations after each of the 4 blocks: float (B, C, H / 2^l, W / 2^l) for l = 1..4."""
+        maps = []
         for conv, norm in zip(self.convs, self.norms):
             x = F.relu(norm(conv(x)))
-        return x.mean([2, 3])
+            maps.append(x)
+        return maps
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.feature_maps(x)[-1].mean([2, 3])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))

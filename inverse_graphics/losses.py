@@ -24,6 +24,7 @@ class LossWeights:
     deformation: float = 2.5
     keypoints: float = 10.0
     parts: float = 1.0
+    perceptual: float = 0.0  # GANverse3D uses 0.5 with VGG; ours needs a feature net trained on toy renders
 
 
 def iou_loss(silhouette: Tensor, mask: Tensor) -> Tensor:
@@ -63,6 +64,14 @@ def keypoint_loss(keypoints: Tensor, cameras: Cameras, target: Tensor) -> Tensor
     if not visible.any():
         return keypoints.sum() * 0
     return ((uv - target[..., :2]) / cameras.image_size)[visible].square().sum(-1).mean()
+
+
+def perceptual_loss(feature_maps, rendered: Tensor, image: Tensor, covered: Tensor) -> Tensor:
+    """feature_maps: float (B, 3, S, S) images in [0, 1] -> list of float (B, C, h, w); rendered, image: float
+    (B, 3, S, S); covered: bool (B, S, S) where the mesh is drawn. The sum over layers of the mean L1 distance
+    between the features of the view and of the rendering pasted onto it (GANverse3D's perceptual term)."""
+    composite = torch.where(covered[:, None], rendered, image)
+    return sum((a - b).abs().mean() for a, b in zip(feature_maps(composite), feature_maps(image)))
 
 
 def laplacian_loss(vertices: Tensor, laplacian: Tensor) -> Tensor:

@@ -19,11 +19,12 @@ from torch import Tensor
 from tqdm import tqdm
 
 from datasources.base import CheckpointFormatError
+from datasources.classes import CAR_12
 from datasources.files import atomic_write, read_torch
 
 from .camera import Cameras, look_at
 from .losses import (LossWeights, colour_loss, deformation_loss, flatten_loss, iou_loss, keypoint_loss,
-                     laplacian_loss, part_loss, weighted_sum)
+                     laplacian_loss, part_loss, perceptual_loss, weighted_sum)
 from .rasterizer import RasterSettings
 from .reconstructor import Reconstructor, ReconstructorConfig, save_reconstructor
 from .render import render_uv_mesh
@@ -56,9 +57,10 @@ def view_cameras(params: Tensor, image_size: int, delta: Tensor | None = None) -
 
 
 def loss_terms(model: Reconstructor, images: Tensor, batch: Batch, settings: TrainSettings,
-               same_view: Tensor | None = None) -> dict[str, Tensor]:
+               same_view: Tensor | None = None, feature_maps=None) -> dict[str, Tensor]:
     """Every loss term (unweighted) of predicting from images: float (B, 3, S, S) and rendering into
-    the views of batch; same_view: bool (B,) where batch is the input view itself (None: all)."""
+    the views of batch; same_view: bool (B,) where batch is the input view itself (None: all); feature_maps:
+    the perceptual term's network (toy_feature_maps), or None for no such term."""
     pred = model(images)
     size = model.config.image_size
     delta = None
@@ -70,7 +72,7 @@ def loss_terms(model: Reconstructor, images: Tensor, batch: Batch, settings: Tra
     rendered = render_uv_mesh(pred.vertices, model.template_faces, model.template_face_uvs, maps, cameras, raster)
     mask = batch.labels > 0
     overlap = rendered.covered & mask
-    return {
+    terms = {
         "iou": iou_loss(rendered.silhouette, mask.float()),
         "colour": colour_loss(rendered.maps[:, :3], batch.images, overlap),
         "parts": part_loss(rendered.maps[:, 3:], batch.labels, overlap),
@@ -79,15 +81,37 @@ def loss_terms(model: Reconstructor, images: Tensor, batch: Batch, settings: Tra
         "flatten": flatten_loss(pred.vertices, model.template_faces, model.template_edge_faces),
         "deformation": deformation_loss(pred.offsets),
     }
+    if feature_maps is not None:
+        terms["perceptual"] = perceptual_loss(feature_maps, rendered.maps[:, :3], batch.images, rendered.covered)
+    return terms
 
 
-def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
-    """'key: saved -> wanted' for every leaf where two nested option dicts differ."""
+def toy_feature_maps(run_dir: Path, device: torch.device):
+    """The perceptual term's network, as no ImageNet VGG can be downloaded: datasetgan.quality's feature net
+    trained on 1,000 labelled toy renders (deterministic), kept in run_dir/feature_net.pt so that a resumed
+    run does not train it again. Returns images float (B, 3, S, S) in [0, 1] -> its 4 feature maps."""
+    from datasetgan.quality import FeatureNet, QualitySettings, train_feature_net
+
+    path = run_dir / "feature_net.pt"
+    if path.exists():
+        net = FeatureNet(len(CAR_12))
+        net.load_state_dict(read_torch(path, "perceptual feature net"))
+    else:
+        net = train_feature_net(QualitySettings())
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: torch.save(net.state_dict(), tmp))
+    net = net.to(device).eval().requires_grad_(False)
+    return lambda images: net.feature_maps(images * 2 - 1)
+
+
+def _differences(saved: dict, wanted: dict, defaults: dict, prefix: str = "") -> list[str]:
+    """'key: saved -> wanted' for every leaf where two nested option dicts differ; a key that saved lacks (an
+    option added after it was written) counts as its value in defaults."""
     out = []
     for key in sorted(set(saved) | set(wanted)):
-        a, b = saved.get(key), wanted.get(key)
+        a, b = saved.get(key, defaults.get(key)), wanted.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
+            out += _differences(a, b, defaults.get(key) or {}, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key}: {a} -> {b}")
     return out
@@ -119,6 +143,7 @@ class ReconstructorTrainer:
         self.step_count = 0
         self.log: list[dict[str, float]] = []
         self.members = _group_members(views)
+        self.feature_maps = toy_feature_maps(self.run_dir, self.device) if settings.weights.perceptual > 0 else None
         if (self.run_dir / "training.pt").exists():
             self._resume()
 
@@ -130,7 +155,8 @@ class ReconstructorTrainer:
         state = read_torch(path, "reconstructor training state", map_location=self.device)
         if not isinstance(state, dict) or not isinstance(state.get("options"), dict):
             raise CheckpointFormatError(f"{path}: not a training state of this trainer (no options)")
-        changed = _differences(state["options"], self._options())
+        defaults = {"config": asdict(ReconstructorConfig()), "settings": asdict(TrainSettings())}
+        changed = _differences(state["options"], self._options(), defaults)
         if changed:
             raise CheckpointFormatError(f"{path}: a run with other options ({'; '.join(changed)}); "
                                         "repeat them or use another run folder")
@@ -158,7 +184,8 @@ class ReconstructorTrainer:
         partner = torch.stack([m[torch.randint(len(m), (), generator=rng)] for m in (self.members[i] for i in index)])
         targets = self.views.batch(partner, self.device)
         images = self.views.batch(index, self.device).images
-        terms = loss_terms(self.model, images, targets, self.settings, (partner == index).to(self.device))
+        terms = loss_terms(self.model, images, targets, self.settings, (partner == index).to(self.device),
+                           self.feature_maps)
         total = weighted_sum(terms, self.settings.weights)
         if not math.isfinite(total.item()):
             values = {k: v.item() for k, v in terms.items()}

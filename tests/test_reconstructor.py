@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from datasetgan.backbone import Backbone
+from datasetgan.quality import FeatureNet
 from datasetgan.factory import FactorySettings, generate, image_at_label_grid
 from datasetgan.stylegan2 import Generator, GeneratorConfig
 from datasources.base import CheckpointFormatError, DatasetFormatError
@@ -16,7 +17,8 @@ from datasources.synthetic import SyntheticDataset
 from datasources.toy import KEYPOINT_NAMES, ToySettings, build_car, render_sample, sample_params
 from inverse_graphics import RasterSettings, look_at
 from inverse_graphics.evaluation import chamfer, evaluate, outer_surface_points, render_labels, surface_points
-from inverse_graphics.losses import LossWeights, flatten_loss, iou_loss, keypoint_loss, laplacian_loss, weighted_sum
+from inverse_graphics.losses import (LossWeights, flatten_loss, iou_loss, keypoint_loss, laplacian_loss, perceptual_loss,
+                                     weighted_sum)
 from inverse_graphics.reconstructor import (Reconstructor, ReconstructorConfig, load_reconstructor, read_image,
                                             reconstruct, save_reconstructor)
 from inverse_graphics.render import render_uv_mesh, sample_uv
@@ -119,7 +121,7 @@ def test_loss_terms_on_hand_cases():
     shifted = (t.vertices + torch.tensor([5.0, 0.0, 0.0]))[None]
     torch.testing.assert_close(laplacian_loss(shifted, t.laplacian), laplacian_loss(t.vertices[None], t.laplacian))
     with pytest.raises(KeyError, match="no weight"):
-        weighted_sum({"perceptual": torch.tensor(1.0)}, LossWeights())
+        weighted_sum({"chamfer": torch.tensor(1.0)}, LossWeights())
 
 
 def test_training_lowers_the_losses_and_resumes_exactly(views, tmp_path):
@@ -145,6 +147,26 @@ def test_training_lowers_the_losses_and_resumes_exactly(views, tmp_path):
     assert resumed.log == trainer.log
     with pytest.raises(CheckpointFormatError, match="settings.lr: 0.001 -> 0.01"):
         ReconstructorTrainer(tmp_path / "b", views, TINY, TrainSettings(batch=4, lr=1e-2))
+    state = torch.load(tmp_path / "b" / "training.pt", weights_only=True)
+    del state["options"]["settings"]["weights"]["perceptual"]   # a run saved before that option existed
+    torch.save(state, tmp_path / "b" / "training.pt")
+    assert ReconstructorTrainer(tmp_path / "b", views, TINY, settings).step_count == 12
+
+
+def test_perceptual_term_compares_feature_maps_of_the_rendering_pasted_on_the_view(views):
+    """Zero where the rendering equals the view, positive otherwise; in loss_terms it reaches the model."""
+    torch.manual_seed(0)
+    net = FeatureNet(len(CAR_12)).eval()
+    feature_maps = lambda x: net.feature_maps(x * 2 - 1)  # noqa: E731
+    batch = views.batch(torch.arange(2))
+    covered = torch.zeros(2, 64, 64, dtype=torch.bool)
+    covered[:, 16:48, 16:48] = True
+    assert perceptual_loss(feature_maps, batch.images, batch.images, covered) == 0
+    assert perceptual_loss(feature_maps, batch.images.flip(-1), batch.images, covered) > 0
+    model = Reconstructor(TINY)
+    terms = loss_terms(model, batch.images, batch, TrainSettings(), feature_maps=feature_maps)
+    terms["perceptual"].backward()
+    assert terms["perceptual"] > 0 and model.uv.out.weight.grad.abs().sum() > 0
 
 
 def test_multiview_pairs_render_into_the_other_views(views, tmp_path):
