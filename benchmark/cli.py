@@ -813,7 +813,9 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
 @click.option("--out", default="results/3d", help="Where run records are written (a new folder per checkpoint).")
 @click.option("--tables", "tables_dir", default="results/tables",
               help="Where 3d.csv, 3d.tex and 3d.md (one row per source, from these records) are written.")
-def three_d_eval(checkpoints, seeds, points, out, tables_dir):
+@click.option("--mean-car", is_flag=True,
+              help="Add a row for the toy world's mean car, the same for every image: the prior to beat.")
+def three_d_eval(checkpoints, seeds, points, out, tables_dir, mean_car):
     """Score reconstructions of toy test images against their true meshes: Chamfer distance and 3D
     keypoint error (in car lengths), silhouette IoU and part mIoU of the input and novel views. Checkpoints
     of one source (models trained with different --seed) make one table row: mean and std over them.
@@ -829,6 +831,11 @@ def three_d_eval(checkpoints, seeds, points, out, tables_dir):
 
     seed_list = parse_seeds(seeds)
     records = []
+    if mean_car:
+        started = time.time()
+        result = evaluate(None, seed_list, points=points)
+        folder = write_record(out, "toy-3d-eval", {"checkpoint": None, "trained": None, **result}, started)
+        records.append({**result, "source": "toy world's mean car (no image)", "seed": 0, "record": str(folder)})
     for checkpoint in checkpoints:
         started = time.time()
         model = load_reconstructor(_existing_file(checkpoint, "--checkpoint"))

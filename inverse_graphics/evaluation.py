@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from benchmark.metrics import confusion, iou_per_class, mean_iou
 from datasources.classes import CAR_12
-from datasources.toy import CarParams, ToySettings, build_car, render_sample
+from datasources.toy import CarParams, ToySettings, build_car, mean_params, render_sample
 from datasources.toy.car import CarMesh
 
 from .camera import look_at, project
@@ -78,21 +78,29 @@ def _silhouette_iou(pred: np.ndarray, truth: np.ndarray) -> float:
     return float((p & t).sum() / max((p | t).sum(), 1))
 
 
-def evaluate(model: Reconstructor, seeds: list[int], settings: ToySettings = ToySettings(),
+def evaluate(model: Reconstructor | None, seeds: list[int], settings: ToySettings = ToySettings(),
              points: int = 5000) -> dict:
     """Reconstruct the toy samples of `seeds` and score them against their true meshes. Returns plain
     data: means over images of chamfer_over_length, keypoint_error_over_length and silhouette IoUs
-    (input view, novel views), part mIoU over the set (official convention, background included)."""
+    (input view, novel views), part mIoU over the set (official convention, background included).
+    model None scores the toy world's mean car (shape, parts and keypoints; datasources.toy.mean_params) for
+    every image: a prior that sees no image, which a reconstructor must beat to have learnt from its input."""
     size = settings.resolution
+    prior = None if model is not None else build_car(mean_params())
     chamfers, keypoint_errors, sil = [], [], {"input": [], "novel": []}
     matrices = {kind: np.zeros((len(CAR_12), len(CAR_12)), np.int64) for kind in sil}
     for seed in tqdm(seeds, desc="3D evaluation", unit="img"):
         sample = render_sample(seed, settings)
         params = CarParams(**sample.meta["params"])
         truth = build_car(params)
-        rec = reconstruct(model, sample.image)
         rng = np.random.default_rng(seed)
-        predicted_points = surface_points(rec["vertices"], rec["faces"], points, rng)
+        if prior is None:
+            rec = reconstruct(model, sample.image)
+            predicted_points = surface_points(rec["vertices"], rec["faces"], points, rng)
+        else:
+            rec = {"vertices": prior.verts, "faces": prior.faces, "face_labels": prior.face_labels,
+                   "keypoints": prior.keypoints}
+            predicted_points = outer_surface_points(prior, points, rng)
         chamfers.append(chamfer(predicted_points, outer_surface_points(truth, points, rng)) / params.length)
         keypoint_errors.append(float(np.linalg.norm(rec["keypoints"] - truth.keypoints, axis=1).mean()) / params.length)
         cam = sample.meta["camera"]
