@@ -78,7 +78,7 @@ toy-3d: install
 			$(RECON_OPTIONS) || exit 1; \
 	done
 	cp runs/recon-toy-seed0/reconstructor.pt checkpoints/toy-car-reconstructor.pt
-	$(BIN)/benchmark 3d eval --seeds 0-249 $(foreach s,0 1 2,--checkpoint runs/recon-toy-seed$(s)/reconstructor.pt) \
+	$(BIN)/benchmark 3d eval --seeds 0-249 --mean-car $(foreach s,0 1 2,--checkpoint runs/recon-toy-seed$(s)/reconstructor.pt) \
 		$(foreach s,0 1 2,--checkpoint runs/recon-gan-seed$(s)/reconstructor.pt)
 
 # The template experiment (issue #16): the render source trained from the mean-car template, seeds 0 and 1, scored

@@ -14,7 +14,7 @@ from datasetgan.stylegan2 import Generator, GeneratorConfig
 from datasources.base import CheckpointFormatError, DatasetFormatError
 from datasources.classes import CAR_5, CAR_12
 from datasources.synthetic import SyntheticDataset
-from datasources.toy import KEYPOINT_NAMES, ToySettings, build_car, render_sample, sample_params
+from datasources.toy import KEYPOINT_NAMES, CarParams, ToySettings, build_car, mean_params, render_sample, sample_params
 from inverse_graphics import RasterSettings, look_at
 from inverse_graphics.evaluation import chamfer, evaluate, outer_surface_points, render_labels, surface_points
 from inverse_graphics.losses import (LossWeights, flatten_loss, iou_loss, keypoint_loss, laplacian_loss, perceptual_loss,
@@ -261,17 +261,24 @@ def test_evaluate_reports_every_figure():
     car = build_car(sample_params(np.random.default_rng(3)))
     labels = render_labels(car.verts, car.faces, car.face_labels, [0.0, 0.0, 12.0, 30.0], 64)
     assert labels[32, 32] > 0 and labels[0, 0] == 0
+    # The mean-car prior: the same mesh for every image, its keypoint error computed by hand.
+    prior = evaluate(None, [3], settings, points=500)
+    params = CarParams(**render_sample(3, settings).meta["params"])
+    error = np.linalg.norm(build_car(mean_params()).keypoints - build_car(params).keypoints, axis=1).mean()
+    assert prior["keypoint_error_over_length"] == pytest.approx(error / params.length)
+    assert 0.5 < prior["silhouette_iou_input"] <= 1 and prior["chamfer_over_length"] < 0.05
 
 
 def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp_path):
-    """Two seeds of one source make one row (mean and seed std), another source its own row."""
+    """Two seeds of one source make one row (mean and seed std), another source its own row; --mean-car adds the
+    prior's row first."""
     import pandas as pd
     from click.testing import CliRunner
 
     from benchmark.cli import cli
 
     args = ["3d", "eval", "--seeds", "3", "--points", "200", "--out", str(tmp_path / "records"),
-            "--tables", str(tmp_path / "tables")]
+            "--tables", str(tmp_path / "tables"), "--mean-car"]
     for i, (source, seed) in enumerate([("toy:a", 0), ("toy:a", 1), ("generated:b", 0)]):
         torch.manual_seed(i)
         save_reconstructor(tmp_path / f"r{i}.pt", Reconstructor(TINY), {"source": source, "settings": {"seed": seed}})
@@ -279,12 +286,13 @@ def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "tables" / "3d.csv", dtype={"seeds": str})
-    assert table.source.tolist() == ["toy:a", "generated:b"] and table.seeds.tolist() == ["0 1", "0"]
-    assert 0 < table["silhouette_iou_input"][0] <= 1 and table["silhouette_iou_input_seed_std"][0] >= 0   # two seeds
-    assert np.isnan(table["silhouette_iou_input_seed_std"][1]) and len(table.records[0].split()) == 2
+    assert table.source.tolist() == ["toy world's mean car (no image)", "toy:a", "generated:b"]
+    assert table.seeds.tolist() == ["0", "0 1", "0"]
+    assert 0 < table["silhouette_iou_input"][1] <= 1 and table["silhouette_iou_input_seed_std"][1] >= 0   # two seeds
+    assert np.isnan(table["silhouette_iou_input_seed_std"][2]) and len(table.records[1].split()) == 2
     assert (tmp_path / "tables" / "3d.tex").read_text().count("$\\pm$") == 6
     assert "| toy:a " in (tmp_path / "tables" / "3d.md").read_text()
-    assert len(list((tmp_path / "records").glob("*/record.json"))) == 3
+    assert len(list((tmp_path / "records").glob("*/record.json"))) == 4
 
 
 def _outputs_for(cameras, config: ViewpointConfig) -> torch.Tensor:
