@@ -5,7 +5,8 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
 
-.PHONY: install demo test figures gltf-validator toy-gan toy-gan-continue toy-annotations toy-3d toy-3d-template
+.PHONY: install demo test figures gltf-validator toy-gan toy-gan-continue toy-annotations toy-3d toy-3d-template \
+	toy-3d-keypoint-names toy-3d-perceptual
 
 $(BIN)/benchmark: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -91,3 +92,24 @@ toy-3d-template: install
 	$(BIN)/benchmark 3d eval --seeds 0-249 --tables build/3d-template \
 		$(foreach s,0 1,--checkpoint runs/recon-toy-seed$(s)/reconstructor.pt) \
 		$(foreach s,0 1,--checkpoint runs/recon-toy-meancar-seed$(s)/reconstructor.pt)
+
+# The keypoint-names experiment (issue #16): the GAN source trained on the keypoint interpreter's own names, seeds
+# 0-2, scored beside make toy-3d's GAN runs, whose names follow each sample's camera (records in results/3d/, table
+# in build/3d-keypoint-names/).
+toy-3d-keypoint-names: install
+	for seed in 0 1 2; do \
+		$(BIN)/benchmark 3d train --generated data/synthetic-toy-2000 --run runs/recon-gan-interpreter-names-seed$$seed \
+			--seed $$seed --keypoint-names interpreter $(RECON_OPTIONS) || exit 1; \
+	done
+	$(BIN)/benchmark 3d eval --seeds 0-249 --tables build/3d-keypoint-names \
+		$(foreach s,0 1 2,--checkpoint runs/recon-gan-interpreter-names-seed$(s)/reconstructor.pt) \
+		$(foreach s,0 1 2,--checkpoint runs/recon-gan-seed$(s)/reconstructor.pt)
+
+# The perceptual-loss experiment (issue #16): the render source with GANverse3D's perceptual term (weight 0.5, the
+# toy feature net in VGG's place), seed 0, scored beside make toy-3d's render seeds (table in build/3d-perceptual/).
+toy-3d-perceptual: install
+	$(BIN)/benchmark 3d train --toy data/toy-labelled --run runs/recon-toy-perceptual-seed0 --seed 0 \
+		--weight perceptual=0.5 $(RECON_OPTIONS)
+	$(BIN)/benchmark 3d eval --seeds 0-249 --tables build/3d-perceptual \
+		$(foreach s,0 1 2,--checkpoint runs/recon-toy-seed$(s)/reconstructor.pt) \
+		--checkpoint runs/recon-toy-perceptual-seed0/reconstructor.pt

@@ -841,10 +841,11 @@ def three_d_eval(checkpoints, seeds, points, out, tables_dir, mean_car):
         model = load_reconstructor(_existing_file(checkpoint, "--checkpoint"))
         result = evaluate(model, seed_list, points=points)
         folder = write_record(out, "toy-3d-eval", {"checkpoint": checkpoint, "trained": model.extra, **result}, started)
-        shape = model.config.template.shape   # a source's rows are split by template
-        records.append({**result, "source": model.extra.get("source", "?") + ("" if shape == "ellipsoid" else
-                                                                             f", {shape} template"),
-                        "seed": model.extra.get("settings", {}).get("seed", 0), "record": str(folder)})
+        settings = model.extra.get("settings", {})
+        shape, perceptual = model.config.template.shape, settings.get("weights", {}).get("perceptual", 0)
+        source = model.extra.get("source", "?") + ("" if shape == "ellipsoid" else f", {shape} template") + \
+            (f", perceptual loss {perceptual:g}" if perceptual else "")   # rows split by template and that term
+        records.append({**result, "source": source, "seed": settings.get("seed", 0), "record": str(folder)})
     table, shown = seed_table(records)
     tables = _writable_dir(tables_dir)
     table.to_csv(tables / "3d.csv", index=False)
