@@ -5,7 +5,8 @@ a generated set's labels (the keypoint interpreter's), the same after `match_key
 regressor's cameras (what `3d train --generated` trains on), and in the exact labels of toy renders: a labeller
 that mixes up left and right, or front and rear, shows pairs the renders never have. Then, on the renders under
 the regressor's cameras: the share of visible keypoints whose name matching keeps, and whose name it restores
-after every left and right name (and front and rear wheel) is swapped.
+after every left and right name (and front and rear wheel) is swapped. Last, how far the labels that remain
+lie from where the mean car shows their keypoint under the camera: the noise that names cannot fix.
 
     python bench/keypoint_sides.py --generated data/synthetic-toy-2000 --toy data/toy-labelled
 """
@@ -17,9 +18,9 @@ from itertools import combinations
 
 import numpy as np
 
-from datasources.toy import KEYPOINT_NAMES
+from datasources.toy import KEYPOINT_NAMES, build_car, keypoints_in_view, mean_params
 from inverse_graphics.viewpoint import estimate_cameras, load_viewpoint
-from inverse_graphics.views import match_keypoint_names, synthetic_views, toy_folder_views
+from inverse_graphics.views import CAMERA_KEYS, match_keypoint_names, synthetic_views, toy_folder_views
 
 SIZE = 64  # the reconstructor's and viewpoint regressor's views
 
@@ -36,6 +37,14 @@ def kept_share(matched: np.ndarray, truth: np.ndarray) -> float:
     visible = truth[..., 2] > 0
     same = (matched[..., 2] > 0) & (np.abs(matched[..., :2] - truth[..., :2]).max(-1) < 1e-4)
     return float((same & visible).sum() / visible.sum())
+
+
+def offsets(keypoints: np.ndarray, cameras: np.ndarray) -> np.ndarray:
+    """Pixel distance of each labelled keypoint float (N, P, 3) from the mean car's under cameras float (N, 4);
+    NaN where it is not labelled visible."""
+    car = build_car(mean_params())
+    expected = np.stack([keypoints_in_view(car, dict(zip(CAMERA_KEYS, map(float, c))), SIZE) for c in cameras])
+    return np.where(keypoints[..., 2] > 0, np.linalg.norm(keypoints[..., :2] - expected[..., :2], axis=-1), np.nan)
 
 
 def main() -> None:
@@ -59,6 +68,15 @@ def main() -> None:
         print(f"{KEYPOINT_NAMES[a] + ' + ' + KEYPOINT_NAMES[b]:<38}" + "".join(f"{s:10.2f}" for s in shares))
     print(f"renders, regressor's cameras: names kept {kept_share(match_keypoint_names(truth, estimated, SIZE), truth):.3f}, "
           f"restored after a swap {kept_share(match_keypoint_names(truth[:, swapped_names()], estimated, SIZE), truth):.3f}")
+    far = {"generated (names by camera)": offsets(matched, generated.cameras.numpy()),
+           "renders (names by camera)": offsets(match_keypoint_names(truth, estimated, SIZE), estimated)}
+    print("labels more than 4 / 8 pixels from the mean car's keypoint:  "
+          + ",  ".join(f"{name} {np.nanmean(d > 4):.3f} / {np.nanmean(d > 8):.3f}"
+                       for name, d in ((n, d[~np.isnan(d)]) for n, d in far.items())))
+    print("median distance (pixels) per keypoint, generated / renders:")
+    print("  " + ", ".join(f"{name} {np.nanmedian(far['generated (names by camera)'][:, k]):.1f} / "
+                           f"{np.nanmedian(far['renders (names by camera)'][:, k]):.1f}"
+                           for k, name in enumerate(KEYPOINT_NAMES)))
 
 
 if __name__ == "__main__":
