@@ -78,7 +78,7 @@ def write_split(root: str | Path, split: str, count: int | None = None,
         (root / sub).mkdir(parents=True, exist_ok=True)
     _write_index(root, header)
     todo = [(i, seed) for i, seed in enumerate(seeds) if not (root / "annotations" / f"{i:06d}.json").exists()]
-    workers = min(workers or len(os.sched_getaffinity(0)), len(todo) // SAMPLES_PER_WORKER)
+    workers = min(workers or _cores(), len(todo) // SAMPLES_PER_WORKER)
     write = partial(_write_sample, root, settings=settings)
     progress = partial(tqdm, desc=f"toy {split}", unit="img", total=len(seeds), initial=len(seeds) - len(todo))
     if workers > 1:
@@ -91,6 +91,11 @@ def write_split(root: str | Path, split: str, count: int | None = None,
             write(i, seed)
     _write_index(root, header)
     return root
+
+
+def _cores() -> int:
+    """CPU cores this process may use (all of the machine's where the platform cannot say)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _write_sample(root: Path, i: int, seed: int, settings: ToySettings) -> None:
