@@ -147,8 +147,7 @@ def render_sample(seed: int, settings: ToySettings = ToySettings()) -> Sample:
     horizon = 0.5 - np.tan(np.radians(elevation)) / (2 * np.tan(np.radians(fov) / 2))
     background = scene_background(rng, size, horizon, settings)
 
-    cams = look_at(*(torch.tensor([camera[n]], dtype=torch.float32) for n in ("azimuth", "elevation", "distance", "fov")),
-                   image_size=size)
+    cams = _cameras(camera, size)
     verts = torch.from_numpy(mesh.verts)[None]
     faces = torch.from_numpy(mesh.faces)
     with torch.no_grad():
@@ -177,11 +176,16 @@ def render_sample(seed: int, settings: ToySettings = ToySettings()) -> Sample:
     )
 
 
+def _cameras(camera: dict, size: int):
+    """One camera (azimuth, elevation, distance, fov; degrees) for size x size images, as inverse_graphics.Cameras."""
+    return look_at(*(torch.tensor([camera[n]], dtype=torch.float32) for n in ("azimuth", "elevation", "distance", "fov")),
+                   image_size=size)
+
+
 def keypoints_in_view(mesh: CarMesh, camera: dict, size: int) -> np.ndarray:
     """A car's keypoints seen by camera (azimuth, elevation, distance, fov; degrees) in a size x size image:
     float32 (len(KEYPOINT_NAMES), 3) rows (x, y, visible) in pixels, visibility as render_sample's."""
-    cams = look_at(*(torch.tensor([camera[n]], dtype=torch.float32) for n in ("azimuth", "elevation", "distance", "fov")),
-                   image_size=size)
+    cams = _cameras(camera, size)
     with torch.no_grad():
         frags = rasterize(project(torch.from_numpy(mesh.verts)[None], cams), torch.from_numpy(mesh.faces),
                           RasterSettings(image_size=size))
