@@ -30,6 +30,7 @@ from benchmark.dilated_resnet import deeplabv3_dilated_resnet
 from benchmark.metrics import confusion
 from datasetgan.distributed import barrier, process_group, rank_and_world
 from datasources.base import IGNORE, CheckpointFormatError, ClassSet, DatasetFormatError, LabelMerge, PartDataset
+from datasources.classes import CLASS_WEIGHTINGS, class_weights
 from datasources.files import atomic_write, read_npy, read_torch
 
 BACKBONES = {
@@ -40,7 +41,6 @@ BACKBONES = {
 }
 IMAGENET_BACKBONES = ("resnet101", "resnet50")   # the official script starts these from ImageNet weights
 RANDOM_INIT = "random"   # segmentation.pretrained's value that asks for a random initialisation on purpose
-CLASS_WEIGHTINGS = ("none", "inverse_sqrt_frequency")   # segmentation.class_weighting: class_weights' rules
 
 
 @dataclass(frozen=True)
@@ -226,21 +226,6 @@ def replace_last_layer(net: nn.Module, num_classes: int, seed: int) -> None:
     torch.manual_seed(seed)
     old = last_layer(net)
     net.classifier[-1] = nn.Conv2d(old.in_channels, num_classes, 1)
-
-
-def class_weights(labels: Tensor, num_classes: int, rule: str = "none") -> Tensor | None:
-    """labels: int64 (N, H, W) training label maps (IGNORE left out) -> float (K,) cross-entropy class weights, or
-    None for rule "none". "inverse_sqrt_frequency": f^-1/2 for each class's pixel frequency f, scaled so that the
-    average training pixel weighs 1 (classes absent from the labels weigh 0: they are never a target). On 64 px toy
-    cars a handle covers 3 pixels: unweighted, no network predicts it (docs/segmentation-setup.md)."""
-    if rule == "none":
-        return None
-    if rule not in CLASS_WEIGHTINGS:
-        raise ValueError(f"unknown class weighting {rule!r}; valid: {', '.join(CLASS_WEIGHTINGS)}")
-    counts = torch.bincount(labels[labels != IGNORE], minlength=num_classes).double()
-    freq = counts / counts.sum().clamp_min(1)
-    weight = torch.where(counts > 0, freq.clamp_min(1e-12).rsqrt(), torch.zeros_like(freq))
-    return (weight / (freq * weight).sum()).float()
 
 
 class CrossEntropy:

@@ -67,7 +67,7 @@ class S4GAN:
     each segmenter step with BCE (truth 1, prediction 0).
 
     unlabelled: uint8 (M, H, W, 3), the pool; batches of it are drawn with a seeded generator. class_weight: float
-    (K,) weights of the labelled cross-entropy, as every variant's (segmentation.class_weights), or None."""
+    (K,) weights of the labelled cross-entropy, as every variant's (datasources.classes.class_weights), or None."""
 
     def __init__(self, unlabelled: Tensor, num_classes: int, settings: S4GANSettings, device: torch.device,
                  seed: int = 0, class_weight: Tensor | None = None):

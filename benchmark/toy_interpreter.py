@@ -37,6 +37,7 @@ class ToyInterpreterSettings:
     ensemble_size: int = 10
     max_epochs: int = 100
     pixels_per_image: int | None = 8192
+    class_weighting: str = "none"      # or "inverse_sqrt_frequency" (datasetgan.interpreter.InterpreterConfig)
     calibration_samples: int = 256     # keypoint mode: generated samples that calibrate keypoint visibility
     seed: int = 0
 
@@ -117,6 +118,7 @@ def interpreter_config(labelled: ToyDataset, indices: list[int], settings: ToyIn
         annotations = {"kind": "inverted", "latents": str(latents), "labels": str(labelled.root / "labels")}
     interpreter = {"mode": mode, "ensemble_size": settings.ensemble_size, "max_epochs": settings.max_epochs,
                    "pixels_per_image": settings.pixels_per_image, "seed": settings.seed,
+                   **({"class_weighting": settings.class_weighting} if mode == "segmentation" else {}),
                    **({"calibration_samples": settings.calibration_samples} if mode == "keypoints" else {})}
     config = {"generator": {"checkpoint": str(generator)}, **targets, "annotations": annotations,
               "interpreter": interpreter}

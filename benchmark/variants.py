@@ -42,16 +42,16 @@ import torch
 
 from benchmark import configs
 from benchmark.keypoints import KeypointImages, KeypointSettings, load_keypoint_images
-from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, class_weights, fit,
-                                    kept_predictions, last_layer, load_images, load_network, replace_last_layer,
-                                    resize_image, trained_steps)
+from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_network, fit, kept_predictions,
+                                    last_layer, load_images, load_network, replace_last_layer, resize_image,
+                                    trained_steps)
 from benchmark.semi import S4GAN, S4GANSettings
 from benchmark.sources import (TOY_TEST_SETS, RealSources, Subset, ToyData, labelled_indices, real_dataset,
                                settings_from, short_hash, target_merge, task_of, task_targets, toy_split)
 from benchmark.toy_interpreter import ToyInterpreterSettings, file_digest, interpreter_config, trained
 from datasetgan.distributed import barrier, rank_and_world, rank_zero_first
 from datasources.base import ClassSet, LabelMerge, PartDataset
-from datasources.classes import CAR_12_TO_5
+from datasources.classes import CAR_12_TO_5, class_weights
 from datasources.synthetic import filter_uncertain
 from datasources.files import image_files, read_rgb
 from datasources.toy import ToySettings

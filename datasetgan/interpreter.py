@@ -17,7 +17,8 @@ Official behaviour kept (nv-tlabs/datasetGAN_release, train_interpreter.py):
 Deviations: a training image contributes a sample of its pixels (`pixels_per_image`, every class at least
 `min_samples_per_region` of them or all it has) instead of all of them (None restores the official: 160 GB for 16
 face images); pixels labelled IGNORE (255) are never used; a final minibatch of one pixel is skipped (batch norm
-cannot train on it). Keypoint mode (not in the official release): one output per keypoint regressing a Gaussian
+cannot train on it); `class_weighting` can weigh the cross-entropy's classes (unweighted by default, as
+the official). Keypoint mode (not in the official release): one output per keypoint regressing a Gaussian
 heatmap (`heatmap_sigma`) with an L2 loss, all zero for a keypoint that is not visible; the ensemble's mean
 heatmap's maximum is the keypoint, and its value (about 1 on a visible keypoint, about 0 otherwise) its visibility.
 
@@ -40,6 +41,7 @@ from tqdm import tqdm
 from datasetgan.linear_first import FoldedEnsemble, LabelGrid, gather_features, member_outputs_in_strips
 from datasetgan.stylegan1 import STYLEGAN1_PRESETS
 from datasources.base import IGNORE, CheckpointFormatError
+from datasources.classes import CLASS_WEIGHTINGS, class_weights
 from datasources.files import atomic_write, read_torch
 from inverse_graphics.camera import assert_shape
 
@@ -68,6 +70,8 @@ class InterpreterConfig:
     small_class_rule: str = "scaled"  # ours: min_pixels scaled by label area; "fixed": min_pixels at any size
     #                                   (the official rule)
     pixels_per_image: int | None = 8192  # ours: training pixels sampled per image; None: all (official)
+    class_weighting: str = "none"  # official: unweighted cross-entropy; ours: "inverse_sqrt_frequency" weighs each
+    #                               class by its training pixel frequency^-1/2 (datasources.classes.class_weights)
     min_samples_per_region: int = 256  # ours: each class (keypoint neighbourhood) gets this many, or all it has
     heatmap_sigma: float = 2.0  # keypoint mode: Gaussian heatmap std in label pixels (ours)
     calibration_samples: int = 256  # keypoint mode (ours): generated samples that calibrate visible_peaks
@@ -83,6 +87,9 @@ class InterpreterConfig:
         top, bottom = self.crop_rows or (0, self.resolution)
         if not 0 <= top < bottom <= self.resolution:
             raise ValueError(f"crop_rows {self.crop_rows} not inside 0..{self.resolution}")
+        if self.class_weighting not in CLASS_WEIGHTINGS:
+            raise ValueError(f"unknown interpreter class_weighting {self.class_weighting!r}; valid: "
+                             f"{', '.join(CLASS_WEIGHTINGS)}")
         if self.small_class_rule not in SMALL_CLASS_RULES or self.min_pixels < 0:
             raise ValueError(f"interpreter small-class rule: min_pixels must be at least 0 and small_class_rule one "
                              f"of {', '.join(SMALL_CLASS_RULES)}; got {self.min_pixels} and {self.small_class_rule!r}")
@@ -392,10 +399,11 @@ class EarlyStopping:
         return self.count > self.patience
 
 
-def _loss(outputs: Tensor, targets: Tensor) -> Tensor:
-    """Cross-entropy on int64 class targets (N,); mean squared error on float heatmap targets (N, K)."""
+def _loss(outputs: Tensor, targets: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Cross-entropy on int64 class targets (N,), its classes weighted by float (K,) `weight` (None: unweighted);
+    mean squared error on float heatmap targets (N, K)."""
     if targets.dtype == torch.int64:
-        return F.cross_entropy(outputs, targets)
+        return F.cross_entropy(outputs, targets, weight=weight)
     return F.mse_loss(outputs, targets)
 
 
@@ -429,8 +437,10 @@ def train_ensemble(features_per_image: Iterable[Sequence[Tensor]], labels: Seque
         del features  # let this image's maps go before the iterable makes the next
     if seen != len(labels):
         raise ValueError(f"features_per_image: {seen} images for {len(labels)} labels")
+    weight = None
     if config.mode == "segmentation":
         y = torch.cat([t.flatten()[p] for t, p in zip(targets, pixels)])
+        weight = class_weights(y, config.num_classes, config.class_weighting)
     else:
         h = config.grid.shape[0]
         y = torch.cat([gaussian_heatmaps(t, h, width, config.heatmap_sigma).flatten(1)[:, p].T
@@ -441,13 +451,14 @@ def train_ensemble(features_per_image: Iterable[Sequence[Tensor]], labels: Seque
     for m, member in enumerate(bar):
         generator = _generator(config.seed, 1, m)
         member.reset(generator)
-        _train_member(member.to(device).train(), x, y, config, generator, device, bar)
+        _train_member(member.to(device).train(), x, y, weight, config, generator, device, bar)
     return ensemble.eval()
 
 
-def _train_member(member: PixelClassifier, x: Tensor, y: Tensor, config: InterpreterConfig,
+def _train_member(member: PixelClassifier, x: Tensor, y: Tensor, weight: Tensor | None, config: InterpreterConfig,
                   generator: torch.Generator, device: str | torch.device, bar: tqdm) -> None:
-    """Adam on shuffled minibatches until config.max_epochs or early stopping."""
+    """Adam on shuffled minibatches until config.max_epochs or early stopping; `weight`: the cross-entropy's class
+    weights (None: unweighted)."""
     optimizer = torch.optim.Adam(member.parameters(), lr=config.lr)
     stopping = EarlyStopping(config.early_stopping_start_epoch, config.early_stopping_patience)
     for epoch in range(config.max_epochs):
@@ -455,7 +466,8 @@ def _train_member(member: PixelClassifier, x: Tensor, y: Tensor, config: Interpr
         for batch in order.split(config.batch_size):
             if len(batch) < 2:
                 continue
-            loss = _loss(member(x[batch].to(device).float()), y[batch].to(device))
+            loss = _loss(member(x[batch].to(device).float()), y[batch].to(device),
+                         None if weight is None else weight.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,5 +1,11 @@
-"""Class sets (names and palettes) and the merges between them, declared once as data."""
-from datasources.base import ClassSet, LabelMerge
+"""Class sets (names and palettes) and the merges between them, declared once as data; class weights for
+cross-entropy on their label maps."""
+import torch
+from torch import Tensor
+
+from datasources.base import IGNORE, ClassSet, LabelMerge
+
+CLASS_WEIGHTINGS = ("none", "inverse_sqrt_frequency")   # class_weights' rules
 
 # ADE-Car-12, in the name order of the official code's class list (utils/data_util.py).
 CAR_12 = ClassSet(
@@ -172,3 +178,18 @@ CAT_KEYPOINTS = ("left eye", "right eye", "mouth", "left ear 1", "left ear 2", "
 
 # Every class set above by its name, for configs.
 CLASS_SETS = {value.name: value for value in list(globals().values()) if isinstance(value, ClassSet)}
+
+
+def class_weights(labels: Tensor, num_classes: int, rule: str = "none") -> Tensor | None:
+    """labels: int64 (N, H, W) training label maps (IGNORE left out) -> float (K,) cross-entropy class weights, or
+    None for rule "none". "inverse_sqrt_frequency": f^-1/2 for each class's pixel frequency f, scaled so that the
+    average training pixel weighs 1 (classes absent from the labels weigh 0: they are never a target). On 64 px toy
+    cars a handle covers 3 pixels: unweighted, no network predicts it (docs/segmentation-setup.md)."""
+    if rule == "none":
+        return None
+    if rule not in CLASS_WEIGHTINGS:
+        raise ValueError(f"unknown class weighting {rule!r}; valid: {', '.join(CLASS_WEIGHTINGS)}")
+    counts = torch.bincount(labels[labels != IGNORE], minlength=num_classes).double()
+    freq = counts / counts.sum().clamp_min(1)
+    weight = torch.where(counts > 0, freq.clamp_min(1e-12).rsqrt(), torch.zeros_like(freq))
+    return (weight / (freq * weight).sum()).float()

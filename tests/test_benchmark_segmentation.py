@@ -7,11 +7,10 @@ import torch
 
 from benchmark.configs import ConfigError
 from benchmark.oracle import oracle_miou, output_grid
-from benchmark.segmentation import (BatchSchedule, LabelledImages, SegmentationSettings, build_network,
-                                    class_weights, evaluate, fit, last_layer, load_images, replace_last_layer,
-                                    trained_steps)
+from benchmark.segmentation import (BatchSchedule, LabelledImages, SegmentationSettings, build_network, evaluate,
+                                    fit, last_layer, load_images, replace_last_layer, trained_steps)
 from datasources.base import IGNORE, DatasetFormatError, PartDataset, Sample
-from datasources.classes import CAR_5, CAR_12, CAR_12_TO_5
+from datasources.classes import CAR_5, CAR_12, CAR_12_TO_5, class_weights
 
 LIGHT = SegmentationSettings(backbone="mobilenet_v3_large", steps=4, evaluations=2, batch_size=2)
 
