@@ -533,11 +533,14 @@ def interpreter_eval(config_path, toy_root, count, steps, out):
 @click.option("--keypoints-config", type=click.Path(dir_okay=False), default=None,
               help="A keypoint interpreter config on the same generator: each sample also gets its keypoints "
                    "(what `3d train --generated` needs).")
+@click.option("--truncation-psi", type=float, default=None,
+              help="Sample at this truncation instead of the config's generator.truncation_psi (default 0.7, the "
+                   "official); index.json records it.")
 @click.option("--device", default="cpu", help="cpu or cuda.")
 @click.option("--grid", type=click.Path(dir_okay=False), default=None,
               help="Also save a PNG grid of the first kept samples beside their label maps.")
-def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, shard_size, keypoints_config, device,
-             grid):
+def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, shard_size, keypoints_config,
+             truncation_psi, device, grid):
     """Generate labelled images: image, label, uncertainty, latent and seed per sample, filtered by
     uncertainty; split across ranks under torchrun.
 
@@ -559,6 +562,8 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--filter-rule") from None
     config = configs.load(project_path(config_path), INTERPRETER_ENTRIES)
+    if truncation_psi is not None:
+        config["generator"]["truncation_psi"] = truncation_psi
     backbone, labeler, classes, size, crop_rows = labeler_from_config(config, device)
     settings = FactorySettings(num=num, first_seed=first_seed, shard_size=shard_size, filter_ratio=filter_ratio,
                                filter_rule=filter_rule, coco=fmt == "coco")

@@ -10,7 +10,8 @@ Layout of an output folder:
                                in label pixels (a keypoint labeler, or a keypointer beside a segmentation one)
     index.json              written once every shard exists: the kept seeds after dropping the
                             `filter_ratio` most uncertain images (datasources.synthetic.filter_uncertain),
-                            with the settings and the class names and/or keypoint names
+                            with the settings, the generator's truncation and the class names and/or
+                            keypoint names
     coco.json               with --format coco: the kept samples as COCO, one RLE mask per class
 
 An interrupted run resumes: finished shards are never redone, a half-written one is redone, and so
@@ -117,7 +118,8 @@ def generate(backbone: Backbone, labeler: Labeler, classes: ClassSet | tuple[str
     bar.close()
     if not all(_finished(out, i, len(shards[i])) for i in range(len(shards))):
         return None
-    return _write_index(out, shards, classes, settings, keypoint_names if keypointer is not None else ())
+    return _write_index(out, shards, classes, settings, asdict(backbone.truncation),
+                        keypoint_names if keypointer is not None else ())
 
 
 def _shard_dir(out: Path, index: int) -> Path:
@@ -131,8 +133,9 @@ def _finished(out: Path, index: int, size: int) -> bool:
 
 
 def _write_index(out: Path, shards: list[list[int]], classes: ClassSet | tuple[str, ...],
-                 settings: FactorySettings, keypoint_names: tuple[str, ...] = ()) -> dict:
-    """Keep the images filter_uncertain keeps (filter_ratio, filter_rule) and record them."""
+                 settings: FactorySettings, truncation: dict, keypoint_names: tuple[str, ...] = ()) -> dict:
+    """Keep the images filter_uncertain keeps (filter_ratio, filter_rule) and record them, with the settings and
+    the truncation (psi, cutoff) the samples were drawn with."""
     scores = {}
     for i, seeds in enumerate(shards):
         samples = read_json(_shard_dir(out, i) / "samples.json", "shard record", ())
@@ -141,7 +144,7 @@ def _write_index(out: Path, shards: list[list[int]], classes: ClassSet | tuple[s
     names = {"classes": list(classes.names)} if isinstance(classes, ClassSet) else {"keypoint_names": list(classes)}
     if keypoint_names:
         names["keypoint_names"] = list(keypoint_names)
-    index = {"settings": asdict(settings), **names, "kept": kept, "dropped": dropped,
+    index = {"settings": asdict(settings), "truncation": truncation, **names, "kept": kept, "dropped": dropped,
              "files": {str(s): shard_file(s, settings.first_seed, settings.shard_size) for s in kept}}
     _atomic_text(out / "index.json", json.dumps(index, indent=1))
     if settings.coco:

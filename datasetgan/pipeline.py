@@ -67,7 +67,8 @@ def load_backbone(spec: dict, device: str = "cpu") -> tuple[Backbone, int, tuple
         preset = STYLEGAN1_PRESETS[spec["stylegan1"]]
         avg = read_npy(project_path(spec["avg_latent"]), "mean w") if "avg_latent" in spec else None
         generator = load_stylegan1(checkpoint, preset, avg)
-        backbone = Backbone(generator, Truncation(preset.truncation_psi, preset.truncation_cutoff), device)
+        psi = float(spec.get("truncation_psi", preset.truncation_psi))
+        backbone = Backbone(generator, Truncation(psi, preset.truncation_cutoff), device)
         return backbone, preset.label_resolution, preset.crop_rows
     if not checkpoint.is_file():
         raise DatasetFormatError(checkpoint, "a generator checkpoint")

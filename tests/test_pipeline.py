@@ -1,5 +1,7 @@
 """End to end on tiny real parts: invert annotated images, train the interpreter from a config,
 generate a filtered labelled dataset, read it back."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -35,6 +37,19 @@ def test_train_then_generate_a_filtered_dataset(annotated):
     assert sample.image.shape == (16, 16, 3) and sample.labels.shape == (16, 16)
     assert sample.labels.max() < len(CAR_5) and data.js(0).shape == (16, 16)
     assert (out / "coco.json").exists() and (annotated / "grid.png").exists()
+
+
+def test_generate_samples_at_the_truncation_asked_for_and_records_it(annotated):
+    config = str(annotated / "config.yaml")
+    invoke("interpreter", "train", "--config", config)
+    for psi in ("0.7", "1.0"):   # 0.7: the config's default, the official
+        invoke("generate", "--config", config, "--num", "2", "--out", str(annotated / psi),
+               *(["--truncation-psi", psi] if psi != "0.7" else []))
+        index = json.loads((annotated / psi / "index.json").read_text())
+        assert index["truncation"] == {"psi": float(psi), "cutoff": None}
+    images = [np.asarray(Image.open(annotated / psi / "shards" / "shard_000000" / "seed000000.png"))
+              for psi in ("0.7", "1.0")]
+    assert not np.array_equal(*images)   # same seed, same noise: only the truncation differs
 
 
 def test_generate_writes_a_cvat_segmentation_mask_folder(annotated):
