@@ -553,7 +553,7 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
     from datasetgan.distributed import rank_and_world
     from datasetgan.factory import FactorySettings
     from datasetgan.factory import generate as run_factory
-    from datasetgan.pipeline import labeler_from_config, project_path
+    from datasetgan.pipeline import factory_source, labeler_from_config, project_path
     from datasources.base import ClassSet
     from datasources.synthetic import filter_uncertain
 
@@ -570,11 +570,12 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
     if fmt in ("voc", "hf") and not isinstance(classes, ClassSet):
         raise click.BadParameter(f"{fmt} is for segmentation labels; this interpreter gives keypoints",
                                  param_hint="--format")
-    keypointer, keypoint_names = None, ()
+    keypointer, keypoint_names, interpreters = None, (), [config]
     if keypoints_config:
         keypointer, keypoint_names = _keypointer(config, project_path(keypoints_config), classes, size, device)
+        interpreters.append(configs.load(project_path(keypoints_config), INTERPRETER_ENTRIES))
     index = run_factory(backbone, labeler, classes, _writable_dir(out), settings, size, crop_rows, *rank_and_world(),
-                        keypointer=keypointer, keypoint_names=keypoint_names)
+                        keypointer=keypointer, keypoint_names=keypoint_names, source=factory_source(*interpreters))
     if index is None:
         click.echo("this rank's shards are written; index.json comes when every shard exists")
         return

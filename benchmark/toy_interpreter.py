@@ -12,7 +12,6 @@ whole config).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import torch
 
 from benchmark.configs import ConfigError
 from benchmark.sources import short_hash
-from datasources.files import atomic_write
+from datasources.files import atomic_write, file_digest
 from datasources.toy import ToyDataset
 
 
@@ -40,11 +39,6 @@ class ToyInterpreterSettings:
     class_weighting: str = "none"      # or "inverse_sqrt_frequency" (datasetgan.interpreter.InterpreterConfig)
     calibration_samples: int = 256     # keypoint mode: generated samples that calibrate keypoint visibility
     seed: int = 0
-
-
-def file_digest(path: Path) -> str:
-    """The first 8 hex digits of a file's SHA-256."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:8]
 
 
 def generator_file(settings: ToyInterpreterSettings, resolution: int, folder: Path) -> Path:

@@ -48,10 +48,11 @@ from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_
 from benchmark.semi import S4GAN, S4GANSettings
 from benchmark.sources import (TOY_TEST_SETS, RealSources, Subset, ToyData, labelled_indices, real_dataset,
                                settings_from, short_hash, target_merge, task_of, task_targets, toy_split)
-from benchmark.toy_interpreter import ToyInterpreterSettings, file_digest, interpreter_config, trained
+from benchmark.toy_interpreter import ToyInterpreterSettings, interpreter_config, trained
 from datasetgan.distributed import barrier, rank_and_world, rank_zero_first
 from datasources.base import ClassSet, LabelMerge, PartDataset
 from datasources.classes import CAR_12_TO_5, class_weights
+from datasources.files import file_digest
 from datasources.synthetic import filter_uncertain
 from datasources.files import image_files, read_rgb
 from datasources.toy import ToySettings
@@ -265,14 +266,15 @@ def synthetic_folder(ctx: Context, settings: DatasetGANSettings) -> Path:
     shared/synthetic-<interpreter digest>-<shard size> (resumable; reused by every run of that interpreter;
     under torchrun rank 0 trains the interpreter and the ranks split the shards)."""
     from datasetgan.factory import FactorySettings, generate
-    from datasetgan.pipeline import labeler_from_config, project_path
+    from datasetgan.pipeline import factory_source, labeler_from_config, project_path
 
     interp = rank_zero_first(lambda: _interpreter(ctx, settings))   # trained once, on rank 0
     backbone, labeler, classes, size, crop_rows = labeler_from_config(interp, ctx.device)
     digest = file_digest(project_path(interp["checkpoint"]))
     folder = ctx.shared / f"synthetic-{digest}-{settings.shard_size}"
     factory = FactorySettings(num=settings.num, shard_size=settings.shard_size, filter_ratio=settings.filter_ratio)
-    generate(backbone, labeler, classes, folder, factory, size, crop_rows, *rank_and_world())   # shards split by rank
+    generate(backbone, labeler, classes, folder, factory, size, crop_rows, *rank_and_world(),   # shards split by rank
+             source=factory_source(interp))
     barrier()   # the last rank to finish its shards writes the index every rank reads
     return folder
 

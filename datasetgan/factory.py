@@ -10,9 +10,11 @@ Layout of an output folder:
                                in label pixels (a keypoint labeler, or a keypointer beside a segmentation one)
     index.json              written once every shard exists: the kept seeds after dropping the
                             `filter_ratio` most uncertain images (datasources.synthetic.filter_uncertain),
-                            with the settings, the generator's truncation and the class names and/or
-                            keypoint names
+                            with the settings and the class names and/or keypoint names
     coco.json               with --format coco: the kept samples as COCO, one RLE mask per class
+    source.json             what draws and labels the samples: the truncation and whatever the caller names
+                            (the generator's and interpreter's file digests); a folder begun by another source
+                            is refused rather than resumed with a mix
 
 An interrupted run resumes: finished shards are never redone, a half-written one is redone, and so
 is a shorter last shard of a run with fewer samples.
@@ -35,7 +37,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from datasetgan.backbone import Backbone, Synthesized
-from datasources.base import ClassSet
+from datasources.base import ClassSet, DatasetFormatError
 from datasources.coco import to_coco
 from datasources.files import atomic_write, read_gray, read_json
 from datasources.synthetic import filter_uncertain, shard_file
@@ -72,12 +74,15 @@ def image_at_label_grid(image: Tensor, size: tuple[int, int], crop_rows: tuple[i
 def generate(backbone: Backbone, labeler: Labeler, classes: ClassSet | tuple[str, ...], out: Path,
              settings: FactorySettings, label_size: tuple[int, int], crop_rows: tuple[int, int] | None = None,
              rank: int = 0, world: int = 1, keypointer: Labeler | None = None,
-             keypoint_names: tuple[str, ...] = ()) -> dict | None:
+             keypoint_names: tuple[str, ...] = (), source: dict | None = None) -> dict | None:
     """Write this rank's shards, then (if every shard exists) index.json and coco.json. `classes`: the class
     set of a segmentation labeler, or the keypoint names of a keypoint labeler. keypointer: a keypoint labeler
     on the same generator and label grid whose keypoints (named keypoint_names) every sample of a segmentation
-    labeler records too. Returns the index when it was written."""
+    labeler records too. source: JSON-able facts that name the generator and labelers (e.g. file digests),
+    recorded with the truncation in source.json; resuming a folder whose source.json differs raises
+    DatasetFormatError. Returns the index when it was written."""
     out = Path(out)
+    _claim(out, {"truncation": asdict(backbone.truncation), **(source or {})})
     if settings.coco and not isinstance(classes, ClassSet):
         raise ValueError("COCO export is for segmentation labels; this labeler gives keypoints")
     if keypointer is not None and not (isinstance(classes, ClassSet) and keypoint_names):
@@ -118,8 +123,23 @@ def generate(backbone: Backbone, labeler: Labeler, classes: ClassSet | tuple[str
     bar.close()
     if not all(_finished(out, i, len(shards[i])) for i in range(len(shards))):
         return None
-    return _write_index(out, shards, classes, settings, asdict(backbone.truncation),
-                        keypoint_names if keypointer is not None else ())
+    return _write_index(out, shards, classes, settings, keypoint_names if keypointer is not None else ())
+
+
+def _claim(out: Path, source: dict) -> None:
+    """Record `source` in out/source.json, or check it against the one there (a folder from before source.json
+    was written is taken as it is)."""
+    path = out / "source.json"
+    if path.exists():
+        theirs = read_json(path, "factory source record", ())
+        if theirs != json.loads(json.dumps(source)):
+            raise DatasetFormatError(out, f"a folder begun with {theirs}, not {source}: use a new folder (or delete "
+                                          f"this one) rather than mix samples")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    if any((out / "shards").glob("shard_*")):
+        return   # written before source.json existed: nothing to check against, nothing claimed
+    _atomic_text(path, json.dumps(source, indent=1))
 
 
 def _shard_dir(out: Path, index: int) -> Path:
@@ -133,9 +153,8 @@ def _finished(out: Path, index: int, size: int) -> bool:
 
 
 def _write_index(out: Path, shards: list[list[int]], classes: ClassSet | tuple[str, ...],
-                 settings: FactorySettings, truncation: dict, keypoint_names: tuple[str, ...] = ()) -> dict:
-    """Keep the images filter_uncertain keeps (filter_ratio, filter_rule) and record them, with the settings and
-    the truncation (psi, cutoff) the samples were drawn with."""
+                 settings: FactorySettings, keypoint_names: tuple[str, ...] = ()) -> dict:
+    """Keep the images filter_uncertain keeps (filter_ratio, filter_rule) and record them."""
     scores = {}
     for i, seeds in enumerate(shards):
         samples = read_json(_shard_dir(out, i) / "samples.json", "shard record", ())
@@ -144,7 +163,7 @@ def _write_index(out: Path, shards: list[list[int]], classes: ClassSet | tuple[s
     names = {"classes": list(classes.names)} if isinstance(classes, ClassSet) else {"keypoint_names": list(classes)}
     if keypoint_names:
         names["keypoint_names"] = list(keypoint_names)
-    index = {"settings": asdict(settings), "truncation": truncation, **names, "kept": kept, "dropped": dropped,
+    index = {"settings": asdict(settings), **names, "kept": kept, "dropped": dropped,
              "files": {str(s): shard_file(s, settings.first_seed, settings.shard_size) for s in kept}}
     _atomic_text(out / "index.json", json.dumps(index, indent=1))
     if settings.coco:

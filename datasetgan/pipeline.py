@@ -37,7 +37,7 @@ from datasetgan.stylegan1 import STYLEGAN1_PRESETS, load_stylegan1
 from datasources.base import ClassSet, DatasetFormatError
 from datasources.classes import CLASS_SETS, CUB_KEYPOINTS
 from datasources.coco import read_coco
-from datasources.files import list_files, read_json, read_npy
+from datasources.files import file_digest, list_files, read_json, read_npy
 from datasources.label_studio import read_label_studio
 from datasources.toy import KEYPOINT_NAMES
 from datasources.voc import read_voc
@@ -273,6 +273,14 @@ def labeler_from_config(config: dict, device: str = "cpu"):
         return keypoint_labels(p, cfg.visible_peaks) if cfg.mode == "keypoints" else (p.labels, p.js, p.score)
 
     return backbone, labeler, targets(config), cfg.grid.shape, cfg.crop_rows
+
+
+def factory_source(*configs: dict) -> dict:
+    """What the label factory records as the source of a synthetic folder labelled by these interpreter configs
+    (the part interpreter's, then a keypoint interpreter's on the same generator): file digests of the generator
+    and of each trained interpreter."""
+    return {"generator": file_digest(project_path(configs[0]["generator"]["checkpoint"])),
+            "interpreters": [file_digest(project_path(c["checkpoint"])) for c in configs]}
 
 
 def keypoint_labels(prediction, visible_peaks: tuple[float, ...] | None = None) -> tuple[torch.Tensor, None, torch.Tensor]:

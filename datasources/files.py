@@ -9,6 +9,7 @@ signature and never call it. Arrays returned here are writable copies.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import os
@@ -70,6 +71,11 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             folder.rmdir()
+
+
+def file_digest(path: Path) -> str:
+    """The first 8 hex digits of a file's SHA-256."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:8]
 
 
 def require_file(path: Path, what: str) -> Path:

@@ -11,6 +11,7 @@ from PIL import Image
 from datasetgan.backbone import Backbone
 from datasetgan.factory import FactorySettings, generate
 from datasetgan.stylegan2 import Generator, GeneratorConfig
+from datasources.base import DatasetFormatError
 from datasources.classes import CAR_5
 from datasources.coco import read_coco
 from datasources.synthetic import SyntheticDataset
@@ -129,3 +130,17 @@ def test_the_papers_filter_and_the_official_scripts_slice_on_hand_made_scores():
     assert filter_uncertain(scores, 0.0, "official") == (list(range(400)), [])
     with pytest.raises(ValueError, match="official filter slice keeps nothing unless"):
         filter_uncertain({seed: 0.0 for seed in range(100)}, 0.1, "official")
+
+
+def test_a_folder_begun_by_another_source_is_refused_not_mixed(tmp_path):
+    settings = FactorySettings(num=4, shard_size=2, batch=2)
+    generate(_backbone(), brightness_labeler, CAR_5, tmp_path, settings, label_size=(8, 8), source={"interpreters": ["a"]})
+    assert json.loads((tmp_path / "source.json").read_text()) == {"truncation": {"psi": 1.0, "cutoff": None},
+                                                                  "interpreters": ["a"]}
+    generate(_backbone(), brightness_labeler, CAR_5, tmp_path, settings, label_size=(8, 8), source={"interpreters": ["a"]})
+    with pytest.raises(DatasetFormatError, match="a folder begun with .*'a'.* not .*'b'.*use a new folder"):
+        generate(_backbone(), brightness_labeler, CAR_5, tmp_path, settings, label_size=(8, 8),
+                 source={"interpreters": ["b"]})
+    (tmp_path / "source.json").unlink()   # a folder written before source.json: resumed as it is, nothing claimed
+    generate(_backbone(), brightness_labeler, CAR_5, tmp_path, settings, label_size=(8, 8), source={"interpreters": ["b"]})
+    assert not (tmp_path / "source.json").exists()

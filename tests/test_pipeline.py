@@ -39,17 +39,22 @@ def test_train_then_generate_a_filtered_dataset(annotated):
     assert (out / "coco.json").exists() and (annotated / "grid.png").exists()
 
 
-def test_generate_samples_at_the_truncation_asked_for_and_records_it(annotated):
+def test_generate_samples_at_the_truncation_asked_for_and_refuses_to_mix_sources(annotated):
     config = str(annotated / "config.yaml")
     invoke("interpreter", "train", "--config", config)
     for psi in ("0.7", "1.0"):   # 0.7: the config's default, the official
         invoke("generate", "--config", config, "--num", "2", "--out", str(annotated / psi),
                *(["--truncation-psi", psi] if psi != "0.7" else []))
-        index = json.loads((annotated / psi / "index.json").read_text())
-        assert index["truncation"] == {"psi": float(psi), "cutoff": None}
+        source = json.loads((annotated / psi / "source.json").read_text())
+        assert source["truncation"] == {"psi": float(psi), "cutoff": None}
+        assert len(source["generator"]) == 8 and len(source["interpreters"]) == 1
     images = [np.asarray(Image.open(annotated / psi / "shards" / "shard_000000" / "seed000000.png"))
               for psi in ("0.7", "1.0")]
     assert not np.array_equal(*images)   # same seed, same noise: only the truncation differs
+    invoke("generate", "--config", config, "--num", "3", "--out", str(annotated / "1.0"), "--truncation-psi", "1.0")
+    result = CliRunner().invoke(cli, ["generate", "--config", config, "--num", "3", "--out", str(annotated / "0.7"),
+                                      "--truncation-psi", "1.0"])
+    assert result.exit_code == 2 and "a folder begun with" in result.output and "use a new folder" in result.output
 
 
 def test_generate_writes_a_cvat_segmentation_mask_folder(annotated):
