@@ -32,13 +32,17 @@ def main() -> None:
     parser.add_argument("--checkpoint", action="append", default=[], help="reconstructor checkpoint(s)")
     parser.add_argument("--n", type=int, default=50, help="toy test images (seeds 0..n-1)")
     parser.add_argument("--points", type=int, default=2000, help="surface points per mesh for Chamfer")
+    parser.add_argument("--subdivisions", type=int, action="append", default=None,
+                        help="the untrained templates' icosphere subdivisions (repeat for several; default: 3, the "
+                             "reconstructor's 642 vertices)")
     args = parser.parse_args()
     seeds = list(range(args.n))
-    untrained = {shape: Reconstructor(ReconstructorConfig(encoder="resnet10", template=TemplateSettings(shape=shape)))
-                 for shape in ("ellipsoid", "mean-car")}
-    for name, model in [*((f"untrained, {s} template", m.eval()) for s, m in untrained.items()), ("mean car", None)]:
+    untrained = {f"untrained, {shape} template, {level} subdivisions": Reconstructor(ReconstructorConfig(
+        encoder="resnet10", template=TemplateSettings(subdivisions=level, shape=shape)))
+        for level in args.subdivisions or [3] for shape in ("ellipsoid", "mean-car")}
+    for name, model in [*((name, m.eval()) for name, m in untrained.items()), ("mean car", None)]:
         result = evaluate(model, seeds, points=args.points)
-        print(f"{name:<30}" + "  ".join(f"{k} {result[k]:.3f}" for k in SHOWN))
+        print(f"{name:<46}" + "  ".join(f"{k} {result[k]:.3f}" for k in SHOWN))
     swaps = {"true": list(range(len(KEYPOINT_NAMES))), "left-right": renamed(("left", "right")),
              "front-rear": renamed(("front", "rear"))}
     for path in args.checkpoint:
