@@ -45,8 +45,9 @@ toy-gan: install
 	cp runs/toy-gan/generator.pt checkpoints/toy-car-gan.pt
 	cp runs/toy-gan/training-bf16.pt checkpoints/toy-gan-training-bf16.pt
 
-# Go on training the shipped GAN from its committed state (bfloat16), on this or another machine, then ship it
-# with its new state: make toy-gan-continue GAN_ITERATIONS=30000
+# Go on training the toy GAN from its committed state (bfloat16; ahead of the shipped generator, see
+# docs/experiments.md), on this or another machine, then ship it with its new state and remake what depends on
+# it (make toy-gan-downstream, then make toy-3d): make toy-gan-continue GAN_ITERATIONS=40000
 toy-gan-continue: install
 	$(BIN)/benchmark toy --split unlabelled --n 6000 --out data/toy-unlabelled
 	$(BIN)/benchmark gan train --data data/toy-unlabelled --run runs/toy-gan --iterations $(GAN_ITERATIONS) $(GAN_OPTIONS) \

@@ -18,7 +18,7 @@ log="$OUT/log.txt"
 } >>"$log" 2>&1
 python -m benchmark toy --split unlabelled --n 6000 --out data/toy-unlabelled >>"$log" 2>&1
 python -m benchmark gan train --data data/toy-unlabelled --run runs/toy-gan-gpu --device "$DEVICE" \
-  --minutes "$MINUTES" --anchors 512 --anchor-weight 50 --anchor-warmup 2000 \
+  --minutes "$MINUTES" --iterations 1000000 --anchors 512 --anchor-weight 50 --anchor-warmup 2000 \
   --resume-from checkpoints/toy-gan-training-bf16.pt >>"$log" 2>&1
 cp runs/toy-gan-gpu/generator.pt runs/toy-gan-gpu/training-bf16.pt runs/toy-gan-gpu/log.json "$OUT"/ 2>>"$log"
 tail -n 5 "$log"

@@ -52,9 +52,8 @@ from benchmark.toy_interpreter import ToyInterpreterSettings, interpreter_config
 from datasetgan.distributed import barrier, rank_and_world, rank_zero_first
 from datasources.base import ClassSet, LabelMerge, PartDataset
 from datasources.classes import CAR_12_TO_5, class_weights
-from datasources.files import file_digest
+from datasources.files import file_digest, image_files, read_rgb
 from datasources.synthetic import filter_uncertain
-from datasources.files import image_files, read_rgb
 from datasources.toy import ToySettings
 
 
