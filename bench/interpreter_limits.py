@@ -35,6 +35,7 @@ from benchmark.segmentation import (LabelledImages, SegmentationSettings, build_
 from benchmark.sources import toy_split
 from benchmark.toy_interpreter import ToyInterpreterSettings, interpreter_config, trained
 from datasetgan.backbone import Synthesized, Truncation
+from datasetgan.factory import image_at_label_grid
 from datasetgan.inversion import InversionSettings, invert
 from datasetgan.pipeline import labeler_from_config
 from datasources.classes import CLASS_WEIGHTINGS
@@ -48,12 +49,13 @@ READER = {"lr": 4e-3, "class_weighting": "inverse_sqrt_frequency", "steps": 1200
 
 
 def as_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float (B, 3, H, W) in about [-1, 1] -> uint8 (B, H, W, 3)."""
-    return ((images.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1)
+    """float (B, 3, H, W) in about [-1, 1] -> uint8 (B, H, W, 3), as the factory writes images."""
+    return image_at_label_grid(images, images.shape[-2:])
 
 
-def scores(pred: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
-    """Per-class IoU (%) of label maps pred against truth (both (N, H, W)), pooled over the set."""
+def scores(pred: np.ndarray, truth: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """(per-class IoU (%), mIoU (%), official convention) of label maps pred against truth (both (N, H, W)), pooled
+    over the set."""
     matrix = sum(confusion(p, t, k) for p, t in zip(pred, truth))
     return 100 * np.nan_to_num(iou_per_class(matrix)), 100 * mean_iou(matrix)
 

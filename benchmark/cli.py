@@ -572,8 +572,9 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
                                  param_hint="--format")
     keypointer, keypoint_names, interpreters = None, (), [config]
     if keypoints_config:
-        keypointer, keypoint_names = _keypointer(config, project_path(keypoints_config), classes, size, device)
-        interpreters.append(configs.load(project_path(keypoints_config), INTERPRETER_ENTRIES))
+        keypointer, keypoint_names, keypoints = _keypointer(config, project_path(keypoints_config), classes, size,
+                                                            device)
+        interpreters.append(keypoints)
     index = run_factory(backbone, labeler, classes, _writable_dir(out), settings, size, crop_rows, *rank_and_world(),
                         keypointer=keypointer, keypoint_names=keypoint_names, source=factory_source(*interpreters))
     if index is None:
@@ -596,8 +597,8 @@ def generate(config_path, num, first_seed, out, filter_ratio, filter_rule, fmt, 
 
 
 def _keypointer(config: dict, path: Path, classes, size: tuple[int, int], device: str):
-    """(keypoint labeler, keypoint names) of the keypoint interpreter config at `path`, checked to fit the part
-    interpreter's `config`: the same generator, the same label grid, keypoints rather than parts."""
+    """(keypoint labeler, keypoint names, the loaded config) of the keypoint interpreter config at `path`, checked to
+    fit the part interpreter's `config`: the same generator, the same label grid, keypoints rather than parts."""
     from datasetgan.pipeline import labeler_from_config, project_path
     from datasources.base import ClassSet
 
@@ -611,7 +612,7 @@ def _keypointer(config: dict, path: Path, classes, size: tuple[int, int], device
     if isinstance(names, ClassSet) or tuple(grid) != tuple(size):
         raise configs.ConfigError(f"{path}: a keypoint interpreter on the part interpreter's {size[0]}x{size[1]} "
                                   f"label grid")
-    return keypointer, names
+    return keypointer, names, keypoints
 
 
 @cli.group()

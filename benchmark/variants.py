@@ -52,7 +52,7 @@ from benchmark.toy_interpreter import ToyInterpreterSettings, interpreter_config
 from datasetgan.distributed import barrier, rank_and_world, rank_zero_first
 from datasources.base import ClassSet, LabelMerge, PartDataset
 from datasources.classes import CAR_12_TO_5, class_weights
-from datasources.files import file_digest, image_files, read_rgb
+from datasources.files import image_files, read_rgb
 from datasources.synthetic import filter_uncertain
 from datasources.toy import ToySettings
 
@@ -269,11 +269,11 @@ def synthetic_folder(ctx: Context, settings: DatasetGANSettings) -> Path:
 
     interp = rank_zero_first(lambda: _interpreter(ctx, settings))   # trained once, on rank 0
     backbone, labeler, classes, size, crop_rows = labeler_from_config(interp, ctx.device)
-    digest = file_digest(project_path(interp["checkpoint"]))
-    folder = ctx.shared / f"synthetic-{digest}-{settings.shard_size}"
+    source = factory_source(interp)
+    folder = ctx.shared / f"synthetic-{source['interpreters'][0]}-{settings.shard_size}"
     factory = FactorySettings(num=settings.num, shard_size=settings.shard_size, filter_ratio=settings.filter_ratio)
     generate(backbone, labeler, classes, folder, factory, size, crop_rows, *rank_and_world(),   # shards split by rank
-             source=factory_source(interp))
+             source=source)
     barrier()   # the last rank to finish its shards writes the index every rank reads
     return folder
 
