@@ -18,9 +18,9 @@ from itertools import combinations
 
 import numpy as np
 
-from datasources.toy import KEYPOINT_NAMES, build_car, keypoints_in_view, mean_params
+from datasources.toy import KEYPOINT_NAMES
 from inverse_graphics.viewpoint import estimate_cameras, load_viewpoint
-from inverse_graphics.views import CAMERA_KEYS, match_keypoint_names, synthetic_views, toy_folder_views
+from inverse_graphics.views import match_keypoint_names, mean_car_keypoints, synthetic_views, toy_folder_views
 
 SIZE = 64  # the reconstructor's and viewpoint regressor's views
 
@@ -42,8 +42,7 @@ def kept_share(matched: np.ndarray, truth: np.ndarray) -> float:
 def offsets(keypoints: np.ndarray, cameras: np.ndarray) -> np.ndarray:
     """Pixel distance of each labelled keypoint float (N, P, 3) from the mean car's under cameras float (N, 4);
     NaN where it is not labelled visible."""
-    car = build_car(mean_params())
-    expected = np.stack([keypoints_in_view(car, dict(zip(CAMERA_KEYS, map(float, c))), SIZE) for c in cameras])
+    expected = mean_car_keypoints(cameras, SIZE)
     return np.where(keypoints[..., 2] > 0, np.linalg.norm(keypoints[..., :2] - expected[..., :2], axis=-1), np.nan)
 
 

@@ -14,17 +14,12 @@ import argparse
 import numpy as np
 
 from datasources.toy import KEYPOINT_NAMES, CarParams, build_car, render_sample
+from datasources.toy.car import swapped_keypoints
 from inverse_graphics.evaluation import evaluate
 from inverse_graphics.reconstructor import Reconstructor, ReconstructorConfig, load_reconstructor, reconstruct
 from inverse_graphics.template import TemplateSettings
 
 SHOWN = ("chamfer_over_length", "keypoint_error_over_length", "silhouette_iou_input", "silhouette_iou_novel")
-
-
-def renamed(swap: tuple[str, str]) -> list[int]:
-    """Index map exchanging the two words of swap in every keypoint name (e.g. left and right)."""
-    other = dict([swap, swap[::-1]])
-    return [KEYPOINT_NAMES.index("_".join(other.get(w, w) for w in n.split("_"))) for n in KEYPOINT_NAMES]
 
 
 def main() -> None:
@@ -43,8 +38,8 @@ def main() -> None:
     for name, model in [*((name, m.eval()) for name, m in untrained.items()), ("mean car", None)]:
         result = evaluate(model, seeds, points=args.points)
         print(f"{name:<46}" + "  ".join(f"{k} {result[k]:.3f}" for k in SHOWN))
-    swaps = {"true": list(range(len(KEYPOINT_NAMES))), "left-right": renamed(("left", "right")),
-             "front-rear": renamed(("front", "rear"))}
+    swaps = {"true": list(range(len(KEYPOINT_NAMES))), "left-right": swapped_keypoints("left", "right"),
+             "front-rear": swapped_keypoints("front", "rear")}
     for path in args.checkpoint:
         model, errors, near = load_reconstructor(path), [], dict.fromkeys(swaps, 0)
         for seed in seeds:

@@ -55,15 +55,23 @@ def part_loss(logits: Tensor, labels: Tensor, where: Tensor) -> Tensor:
     return F.cross_entropy(pixels, labels[keep] - 1)
 
 
-def keypoint_loss(keypoints: Tensor, cameras: Cameras, target: Tensor) -> Tensor:
+KEYPOINT_LOSSES = ("squared", "distance")
+
+
+def keypoint_loss(keypoints: Tensor, cameras: Cameras, target: Tensor, kind: str = "squared") -> Tensor:
     """keypoints: float (B, P, 3) world; target: float (B, P, 3) rows (x, y, visible) in pixels.
-    Mean squared pixel distance of the visible keypoints' projections, in units of the image side."""
+    Mean squared pixel distance of the visible keypoints' projections, in units of the image side; kind
+    "distance": the mean distance itself, whose optimum over noisy labels is their median rather than their
+    mean, so that a few labels far off pull less (smoothed below a thousandth of the side; the trainer's default)."""
     assert_shape(target, tuple(keypoints.shape), "target")
+    if kind not in KEYPOINT_LOSSES:
+        raise ValueError(f"unknown keypoint loss {kind!r}; valid: {', '.join(KEYPOINT_LOSSES)}")
     uv = project(keypoints, cameras)[..., :2]
     visible = target[..., 2] > 0
     if not visible.any():
         return keypoints.sum() * 0
-    return ((uv - target[..., :2]) / cameras.image_size)[visible].square().sum(-1).mean()
+    squared = ((uv - target[..., :2]) / cameras.image_size)[visible].square().sum(-1)
+    return squared.mean() if kind == "squared" else (squared + 1e-6).sqrt().mean()
 
 
 def perceptual_loss(feature_maps, rendered: Tensor, image: Tensor, covered: Tensor) -> Tensor:

@@ -21,7 +21,7 @@ from torchvision.models.resnet import BasicBlock, ResNet
 from datasources.base import CheckpointFormatError, DatasetFormatError
 from datasources.classes import CAR_12
 from datasources.files import atomic_write, read_torch
-from datasources.toy.car import KEYPOINT_NAMES
+from datasources.toy.car import KEYPOINT_NAMES, swapped_keypoints
 
 from .camera import assert_shape
 from .render import sample_uv
@@ -45,17 +45,22 @@ class ReconstructorConfig:
     num_classes: int = len(CAR_12)
     num_keypoints: int = len(KEYPOINT_NAMES)
     symmetric: bool = True  # offsets mirrored across the car's z = 0 plane
+    symmetric_keypoints: bool = True  # each keypoint's vertex weights are its mirror keypoint's, mirrored
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {self.encoder!r}; valid: {', '.join(ENCODERS)}")
         if self.texture_size < 8 or self.texture_size & (self.texture_size - 1):
             raise ValueError(f"texture_size must be a power of two >= 8, got {self.texture_size}")
+        if self.symmetric_keypoints and self.num_keypoints != len(KEYPOINT_NAMES):
+            raise ValueError(f"symmetric_keypoints pairs the toy car's {len(KEYPOINT_NAMES)} keypoints by name, "
+                             f"got num_keypoints={self.num_keypoints}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "ReconstructorConfig":
         """Inverse of dataclasses.asdict (nested template settings, tuples from lists)."""
         template = data["template"]   # checkpoints from before `shape` existed hold the ellipsoid
+        data = {"symmetric_keypoints": False, **data}   # nor were keypoints tied before that option existed
         return cls(**{**data, "template": TemplateSettings(**{**template, "radii": tuple(template["radii"])})})
 
 
@@ -103,6 +108,7 @@ class Reconstructor(nn.Module):
         t = self.template
         for name in ("vertices", "faces", "face_uvs", "vertex_uvs", "edge_faces", "mirror", "laplacian"):
             self.register_buffer(f"template_{name}", getattr(t, name), persistent=False)
+        self.register_buffer("keypoint_mirror", torch.tensor(swapped_keypoints("left", "right")), persistent=False)
         n_vertices, width = t.num_vertices, 512
         self.encoder = ENCODERS[config.encoder]()
         self.encoder.fc = nn.Identity()
@@ -128,6 +134,8 @@ class Reconstructor(nn.Module):
         vertices = self.template_vertices + offsets
         maps = self.uv(features)
         weights = self.keypoints(features).view(batch, self.config.num_keypoints, -1).softmax(-1)  # (B, P, V)
+        if self.config.symmetric_keypoints:  # a left keypoint learns from the right one's labels too, and back
+            weights = (weights + weights[:, self.keypoint_mirror][..., self.template_mirror]) / 2
         return Prediction(vertices=vertices, offsets=offsets, texture=torch.sigmoid(maps[:, :3]),
                           part_logits=maps[:, 3:], keypoints=weights @ vertices,
                           camera_delta=torch.tanh(self.camera(features)))

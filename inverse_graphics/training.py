@@ -31,6 +31,8 @@ from .render import render_uv_mesh
 from .views import Batch, Views
 
 CAMERA_RANGE = (15.0, 10.0, 0.1)  # refinement reach: azimuth, elevation (degrees), log distance
+LEGACY_OPTIONS = {"config": {"symmetric_keypoints": False}, "settings": {"keypoint_loss": "squared"}}  # what runs
+#                 from before these options existed did
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class TrainSettings:
     seed: int = 0
     refine_camera: bool = False  # let the network correct each view's camera within CAMERA_RANGE
     sigma: float = 1.0  # soft-silhouette blur, squared pixels (RasterSettings.sigma)
+    keypoint_loss: str = "distance"  # or "squared" (losses.keypoint_loss)
     weights: LossWeights = field(default_factory=LossWeights)
 
 
@@ -76,7 +79,7 @@ def loss_terms(model: Reconstructor, images: Tensor, batch: Batch, settings: Tra
         "iou": iou_loss(rendered.silhouette, mask.float()),
         "colour": colour_loss(rendered.maps[:, :3], batch.images, overlap),
         "parts": part_loss(rendered.maps[:, 3:], batch.labels, overlap),
-        "keypoints": keypoint_loss(pred.keypoints, cameras, batch.keypoints),
+        "keypoints": keypoint_loss(pred.keypoints, cameras, batch.keypoints, settings.keypoint_loss),
         "laplacian": laplacian_loss(pred.vertices, model.template_laplacian),
         "flatten": flatten_loss(pred.vertices, model.template_faces, model.template_edge_faces),
         "deformation": deformation_loss(pred.offsets),
@@ -155,7 +158,8 @@ class ReconstructorTrainer:
         state = read_torch(path, "reconstructor training state", map_location=self.device)
         if not isinstance(state, dict) or not isinstance(state.get("options"), dict):
             raise CheckpointFormatError(f"{path}: not a training state of this trainer (no options)")
-        defaults = {"config": asdict(ReconstructorConfig()), "settings": asdict(TrainSettings())}
+        defaults = {"config": {**asdict(ReconstructorConfig()), **LEGACY_OPTIONS["config"]},
+                    "settings": {**asdict(TrainSettings()), **LEGACY_OPTIONS["settings"]}}
         changed = _differences(state["options"], self._options(), defaults)
         if changed:
             raise CheckpointFormatError(f"{path}: a run with other options ({'; '.join(changed)}); "

@@ -117,6 +117,13 @@ def toy_folder_views(root: str | Path) -> Views:
     return dataset_views(ToyDataset(root))
 
 
+def mean_car_keypoints(cameras: np.ndarray, size: int) -> np.ndarray:
+    """cameras: float (N, 4) CAMERA_KEYS -> float (N, P, 3): where the toy world's mean car shows its keypoints
+    (x, y, visible) in size x size views under each camera."""
+    car = build_car(mean_params())
+    return np.stack([keypoints_in_view(car, dict(zip(CAMERA_KEYS, map(float, c))), size) for c in cameras])
+
+
 def match_keypoint_names(keypoints: np.ndarray, cameras: np.ndarray, size: int) -> np.ndarray:
     """keypoints: float (N, P, 3) rows (x, y, visible) in pixels of size x size views; cameras: float (N, 4)
     CAMERA_KEYS. Returns them renamed within each group of KEYPOINT_LOOKALIKES: a view's visible keypoints of a
@@ -125,11 +132,10 @@ def match_keypoint_names(keypoints: np.ndarray, cameras: np.ndarray, size: int) 
     (more found than shown) are marked hidden. Why: an interpreter that finds a wheel can still call it the
     wrong one (GAN features barely tell a car's sides apart); the camera the reconstructor trains with decides
     the names."""
-    car, index = build_car(mean_params()), {name: k for k, name in enumerate(KEYPOINT_NAMES)}
+    index = {name: k for k, name in enumerate(KEYPOINT_NAMES)}
     groups = [np.array([index[name] for name in group]) for group in KEYPOINT_LOOKALIKES]
     out = np.array(keypoints, np.float32)
-    for view, camera in zip(out, cameras):
-        expected = keypoints_in_view(car, dict(zip(CAMERA_KEYS, map(float, camera))), size)
+    for view, expected in zip(out, mean_car_keypoints(cameras, size)):
         for names in groups:
             found, shown = names[view[names, 2] > 0], names[expected[names, 2] > 0]
             labelled, chosen = linear_sum_assignment(

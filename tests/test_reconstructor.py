@@ -78,10 +78,38 @@ def test_prediction_shapes_and_symmetry():
     assert pred.vertices.shape == pred.offsets.shape == (2, 642, 3)
     assert pred.texture.shape == (2, 3, 32, 32) and pred.part_logits.shape == (2, len(CAR_12), 32, 32)
     assert pred.keypoints.shape == (2, len(KEYPOINT_NAMES), 3) and pred.camera_delta.shape == (2, 3)
-    mirrored = pred.offsets[:, model.template_mirror] * torch.tensor([1.0, 1.0, -1.0])
-    torch.testing.assert_close(pred.offsets, mirrored)
+    flip = torch.tensor([1.0, 1.0, -1.0])
+    torch.testing.assert_close(pred.offsets, pred.offsets[:, model.template_mirror] * flip)
     with pytest.raises(ValueError, match="images: expected shape"):
         model(torch.rand(2, 3, 32, 32))
+
+
+def test_keypoints_are_tied_to_their_mirror_images():
+    """With symmetric_keypoints (the default) each left keypoint is its right one mirrored across z = 0 and the
+    plates sit on that plane; without it (checkpoints from before the option) the keypoints are free."""
+    names = {name: k for k, name in enumerate(KEYPOINT_NAMES)}
+    flip = torch.tensor([1.0, 1.0, -1.0])
+    images = torch.rand(2, 3, 64, 64)
+    for tied in (True, False):
+        torch.manual_seed(0)
+        model = Reconstructor(ReconstructorConfig(texture_size=8, symmetric_keypoints=tied))
+        torch.nn.init.normal_(model.shape[-1].weight, std=0.01)
+        torch.nn.init.normal_(model.keypoints[-1].weight, std=1.0)  # peaked, different weights per keypoint
+        kp = model(images).keypoints
+        parts = ("wheel_front", "wheel_rear", "head_light", "tail_light", "mirror", "roof_front", "roof_rear")
+        pairs = [(names[f"{part}_left"], names[f"{part}_right"]) for part in parts]
+        left, right = (torch.tensor(side) for side in zip(*pairs))
+        plates = torch.tensor([names["plate_front"], names["plate_rear"]])
+        if tied:
+            torch.testing.assert_close(kp[:, left], kp[:, right] * flip)
+            torch.testing.assert_close(kp[:, plates, 2], torch.zeros(2, 2), atol=1e-5, rtol=0)
+        else:
+            assert (kp[:, left] - kp[:, right] * flip).abs().max() > 0.05
+    old = asdict(ReconstructorConfig())
+    del old["symmetric_keypoints"]
+    assert not ReconstructorConfig.from_dict(old).symmetric_keypoints
+    with pytest.raises(ValueError, match="pairs the toy car's 16 keypoints"):
+        ReconstructorConfig(num_keypoints=3)
 
 
 def test_render_uv_mesh_samples_maps_and_passes_gradients():
@@ -111,6 +139,15 @@ def test_loss_terms_on_hand_cases():
     assert keypoint_loss(points, cameras, target) == 0
     target[0, 0, 0] = 32.0 + 6.4  # a tenth of the image side off: (0.1)^2
     torch.testing.assert_close(keypoint_loss(points, cameras, target), torch.tensor(0.01))
+    torch.testing.assert_close(keypoint_loss(points, cameras, target, "distance"), torch.tensor(0.1), atol=1e-4, rtol=0)
+    # Three labels of one place, one far off: the distance loss is least at the median, the squared at the mean.
+    labels = torch.tensor([[[32.0, 32.0, 1.0], [32.0, 32.0, 1.0], [32.0 + 19.2, 32.0, 1.0]]])
+    at = lambda x: torch.tensor([[[x, 0.0, 0.0]]]).expand(1, 3, 3)  # noqa: E731, world x moves the projection
+    for kind, best in (("distance", 0.0), ("squared", 0.36)):  # world x 0.36 projects near the labels' mean
+        losses = [float(keypoint_loss(at(x), cameras, labels, kind)) for x in (0.0, 0.36)]
+        assert min(zip(losses, (0.0, 0.36)))[1] == best, (kind, losses)
+    with pytest.raises(ValueError, match="unknown keypoint loss 'huber'"):
+        keypoint_loss(points, cameras, target, "huber")
     square = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]]])
     faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
     assert flatten_loss(square, faces, torch.tensor([[0, 1]])) == 0
@@ -270,8 +307,8 @@ def test_evaluate_reports_every_figure():
 
 
 def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp_path):
-    """Two seeds of one source make one row (mean and seed std), another source its own row; --mean-car adds the
-    prior's row first."""
+    """Two seeds of one source make one row (mean and seed std), another source its own row (a run trained before
+    the keypoint loss was an option is named squared); --mean-car adds the prior's row first."""
     import pandas as pd
     from click.testing import CliRunner
 
@@ -279,14 +316,16 @@ def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp
 
     args = ["3d", "eval", "--seeds", "3", "--points", "200", "--out", str(tmp_path / "records"),
             "--tables", str(tmp_path / "tables"), "--mean-car"]
-    for i, (source, seed) in enumerate([("toy:a", 0), ("toy:a", 1), ("generated:b", 0)]):
+    for i, (source, settings) in enumerate([("toy:a", {"seed": 0, "keypoint_loss": "distance"}),
+                                            ("toy:a", {"seed": 1, "keypoint_loss": "distance"}),
+                                            ("generated:b", {"seed": 0})]):
         torch.manual_seed(i)
-        save_reconstructor(tmp_path / f"r{i}.pt", Reconstructor(TINY), {"source": source, "settings": {"seed": seed}})
+        save_reconstructor(tmp_path / f"r{i}.pt", Reconstructor(TINY), {"source": source, "settings": settings})
         args += ["--checkpoint", str(tmp_path / f"r{i}.pt")]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "tables" / "3d.csv", dtype={"seeds": str})
-    assert table.source.tolist() == ["toy world's mean car (no image)", "toy:a", "generated:b"]
+    assert table.source.tolist() == ["toy world's mean car (no image)", "toy:a", "generated:b, squared keypoint loss"]
     assert table.seeds.tolist() == ["0", "0 1", "0"]
     assert 0 < table["silhouette_iou_input"][1] <= 1 and table["silhouette_iou_input_seed_std"][1] >= 0   # two seeds
     assert np.isnan(table["silhouette_iou_input_seed_std"][2]) and len(table.records[1].split()) == 2

@@ -28,6 +28,15 @@ KEYPOINT_LOOKALIKES = (
     ("plate_front", "plate_rear"), ("mirror_left", "mirror_right"),
     ("roof_front_left", "roof_front_right", "roof_rear_left", "roof_rear_right"),
 )
+
+
+def swapped_keypoints(a: str, b: str) -> list[int]:
+    """Index map over KEYPOINT_NAMES exchanging the words a and b in every name: ("left", "right") gives each
+    keypoint's mirror image across the car's z = 0 plane (a keypoint without either word is its own)."""
+    other = {a: b, b: a}
+    return [KEYPOINT_NAMES.index("_".join(other.get(w, w) for w in name.split("_"))) for name in KEYPOINT_NAMES]
+
+
 PROUD = 0.01  # how far panels stand off the surface they sit on (metres)
 LIGHT_SPAN = (0.45, 0.08)  # lights reach from this far inside the car's side to this far (metres)
 
