@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
 
 .PHONY: install demo test figures gltf-validator toy-gan toy-gan-continue toy-annotations toy-3d toy-3d-template \
-	toy-3d-keypoint-names toy-3d-perceptual toy-gan-downstream
+	toy-3d-keypoint-names toy-3d-keypoint-loss toy-3d-perceptual toy-gan-downstream
 
 $(BIN)/benchmark: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -121,6 +121,17 @@ toy-3d-keypoint-names: install
 	done
 	$(BIN)/benchmark 3d eval --seeds 0-249 --tables build/3d-keypoint-names \
 		$(foreach s,0 1 2,--checkpoint runs/recon-gan-interpreter-names-seed$(s)/reconstructor.pt) \
+		$(foreach s,0 1 2,--checkpoint runs/recon-gan-seed$(s)/reconstructor.pt)
+
+# The keypoint-loss experiment (issue #16): the GAN source trained with the squared keypoint loss (the default before
+# the mean distance), seeds 0-2, scored beside make toy-3d's GAN seeds (table in build/3d-keypoint-loss/).
+toy-3d-keypoint-loss: install
+	for seed in 0 1 2; do \
+		$(BIN)/benchmark 3d train --generated data/synthetic-toy-2000 --run runs/recon-gan-squared-seed$$seed \
+			--seed $$seed --keypoint-loss squared $(RECON_OPTIONS) || exit 1; \
+	done
+	$(BIN)/benchmark 3d eval --seeds 0-249 --tables build/3d-keypoint-loss \
+		$(foreach s,0 1 2,--checkpoint runs/recon-gan-squared-seed$(s)/reconstructor.pt) \
 		$(foreach s,0 1 2,--checkpoint runs/recon-gan-seed$(s)/reconstructor.pt)
 
 # The perceptual-loss experiment (issue #16): the render source with GANverse3D's perceptual term (weight 0.5, the

@@ -1,6 +1,6 @@
 """The inverse-graphics reconstructor: template, network, rendering, losses, training (losses fall,
 exact resume), checkpoints, reconstruct() on bad input, 3D evaluation, viewpoint regressor, sources."""
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -188,6 +188,12 @@ def test_training_lowers_the_losses_and_resumes_exactly(views, tmp_path):
     del state["options"]["settings"]["weights"]["perceptual"]   # a run saved before that option existed
     torch.save(state, tmp_path / "b" / "training.pt")
     assert ReconstructorTrainer(tmp_path / "b", views, TINY, settings).step_count == 12
+    del state["options"]["settings"]["keypoint_loss"]   # a run from before it trained with the squared loss
+    torch.save(state, tmp_path / "b" / "training.pt")
+    with pytest.raises(CheckpointFormatError, match="settings.keypoint_loss: squared -> distance"):
+        ReconstructorTrainer(tmp_path / "b", views, TINY, settings)
+    legacy = replace(settings, keypoint_loss="squared")
+    assert ReconstructorTrainer(tmp_path / "b", views, TINY, legacy).step_count == 12
 
 
 def test_perceptual_term_compares_feature_maps_of_the_rendering_pasted_on_the_view(views):
