@@ -820,7 +820,9 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
 @three_d.command("eval")
 @click.option("--checkpoint", "checkpoints", multiple=True, default=[str(TOY_RECONSTRUCTOR)],
               type=click.Path(dir_okay=False), help="Reconstructor checkpoint(s); one table row each.")
-@click.option("--seeds", default="0-49", help="Toy test seeds (the test split is 0-249).")
+@click.option("--seeds", default="0-49", help="Toy seeds: the test split is 0-249; for choices, validate on seeds no "
+                                              "model trains on, e.g. 2009000-2009099 (unlabelled split, past the "
+                                              "GAN's 6,000).")
 @click.option("--points", type=click.IntRange(min=100), default=5000, help="Surface points per mesh for Chamfer.")
 @click.option("--out", default="results/3d", help="Where run records are written (a new folder per checkpoint).")
 @click.option("--tables", "tables_dir", default="results/tables",
