@@ -1,7 +1,8 @@
 """Cameras for GAN images: how far the viewpoint regressor (trained on toy renders) is off on what the GAN draws,
 and whether keypoint labels can settle its confusions. Two parts:
-  1. labelled toy renders that neither the reader of interpreter_limits.py nor any annotation uses (1,250-), inverted
-     into the GAN as the annotations are and redrawn; the regressor's cameras on the redraws against the renders' true
+  1. labelled toy renders that neither the reader of interpreter_limits.py nor any annotation uses (1,250-; the
+     regressor trained on them, the first 1,800 labelled renders), inverted into the GAN as the annotations are and
+     redrawn; the regressor's cameras on the redraws against the renders' true
      cameras (median azimuth error, share of views more than 90 degrees off); then the same after settling each view
      between the regressor's camera and one alternative (turned 180 degrees, or mirrored front to rear) by which of
      the two its keypoint labels fit better (misfit below), with the keypoint interpreter's labels of the redraw and,
