@@ -31,8 +31,8 @@ from .render import render_uv_mesh
 from .views import Batch, Views
 
 CAMERA_RANGE = (15.0, 10.0, 0.1)  # refinement reach: azimuth, elevation (degrees), log distance
-LEGACY_OPTIONS = {"config": {"symmetric_keypoints": False}, "settings": {"keypoint_loss": "squared"}}  # what runs
-#                 from before these options existed did
+# What runs from before these options existed did (untied keypoints, the squared keypoint loss): a resume compares.
+LEGACY_OPTIONS = {"config": {"symmetric_keypoints": False}, "settings": {"keypoint_loss": "squared"}}
 
 
 @dataclass(frozen=True)
