@@ -98,6 +98,11 @@ def main() -> None:
     for name, estimate in estimates.items():
         error = azimuth_error(torch.from_numpy(estimate), truth)
         print(f"  {name:<66} median {error.median():5.1f} deg, more than 90 deg off {(error > 90).float().mean():.2f}")
+    off = azimuth_error(torch.from_numpy(cameras), truth) > 90
+    turned = azimuth_error(torch.from_numpy(cameras), truth + torch.tensor([180.0, 0, 0, 0])) < 45
+    rear = torch.abs((truth[:, 0] - 270 + 180) % 360 - 180) < 45
+    print(f"  of the {int(off.sum())} redraws more than 90 deg off: {int((off & turned).sum())} within 45 deg of their "
+          f"camera turned 180 deg, {int((off & rear).sum())} rear views (true azimuth within 45 deg of 270)")
 
     test = toy_split(args.data, "test", 250, settings)
     test_images = torch.from_numpy(np.stack([s.image for s in test]))
