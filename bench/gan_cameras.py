@@ -49,11 +49,12 @@ def misfit(keypoints: np.ndarray, cameras: np.ndarray) -> np.ndarray:
     return (cost + (labelled - kept) * FAR ** 2) / np.maximum(labelled, 1)
 
 
-def settled(keypoints: np.ndarray, cameras: np.ndarray, alternative) -> np.ndarray:
-    """cameras float (N, 4), each replaced by the one with alternative(azimuth) where its keypoints fit that better."""
+def settled(keypoints: np.ndarray, cameras: np.ndarray, fit: np.ndarray, alternative) -> np.ndarray:
+    """cameras float (N, 4), whose misfit is fit (N,), each replaced by the one with alternative(azimuth) where its
+    keypoints fit that better."""
     other = np.array(cameras, np.float32)
     other[:, 0] = alternative(other[:, 0]) % 360
-    return np.where((misfit(keypoints, other) < misfit(keypoints, cameras))[:, None], other, cameras)
+    return np.where((misfit(keypoints, other) < fit)[:, None], other, cameras)
 
 
 def sector_shares(azimuths: np.ndarray) -> str:
@@ -92,9 +93,11 @@ def main() -> None:
         [s.keypoints for s in renders])}
     print(f"{args.held_out} inverted labelled renders, azimuth error against the true cameras:")
     on_renders = estimate_cameras(regressor, torch.from_numpy(np.stack([s.image for s in renders]))).numpy()
-    estimates = {"regressor on the renders themselves": on_renders, "regressor": cameras, **{f"settled, {turn}, by the {source}": settled(keypoints, cameras, alternative)
-                                          for turn, alternative in ALTERNATIVES.items()
-                                          for source, keypoints in labels.items()}}
+    fits = {source: misfit(keypoints, cameras) for source, keypoints in labels.items()}
+    estimates = {"regressor on the renders themselves": on_renders, "regressor": cameras}
+    for turn, alternative in ALTERNATIVES.items():
+        for source, keypoints in labels.items():
+            estimates[f"settled, {turn}, by the {source}"] = settled(keypoints, cameras, fits[source], alternative)
     for name, estimate in estimates.items():
         error = azimuth_error(torch.from_numpy(estimate), truth)
         print(f"  {name:<66} median {error.median():5.1f} deg, more than 90 deg off {(error > 90).float().mean():.2f}")

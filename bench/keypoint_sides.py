@@ -19,6 +19,7 @@ from itertools import combinations
 import numpy as np
 
 from datasources.toy import KEYPOINT_NAMES
+from datasources.toy.car import swapped_keypoints
 from inverse_graphics.viewpoint import estimate_cameras, load_viewpoint
 from inverse_graphics.views import match_keypoint_names, mean_car_keypoints, synthetic_views, toy_folder_views
 
@@ -27,9 +28,8 @@ SIZE = 64  # the reconstructor's and viewpoint regressor's views
 
 def swapped_names() -> list[int]:
     """Index map that calls every left keypoint right (and back), and every front wheel a rear one (and back)."""
-    other = {"left": "right", "right": "left", "front": "rear", "rear": "front"}
-    return [KEYPOINT_NAMES.index("_".join(other.get(w, w) if w in ("left", "right") or name.startswith("wheel")
-                                          else w for w in name.split("_"))) for name in KEYPOINT_NAMES]
+    sides, ends = swapped_keypoints("left", "right"), swapped_keypoints("front", "rear")
+    return [ends[sides[k]] if name.startswith("wheel") else sides[k] for k, name in enumerate(KEYPOINT_NAMES)]
 
 
 def kept_share(matched: np.ndarray, truth: np.ndarray) -> float:

@@ -39,8 +39,7 @@ def redraws(backbone, dataset, indices: list[int], batch: int = 32) -> tuple[tor
         pixels = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float() / 127.5 - 1
         seeds = indices[start:start + batch]
         inverted = invert(backbone, pixels, InversionSettings(), noise_seeds=seeds, progress=False)
-        with torch.no_grad():
-            images.append(image_at_label_grid(backbone.synthesize(inverted.ws, seeds=seeds).image, (SIZE, SIZE)))
+        images.append(image_at_label_grid(inverted.image, (SIZE, SIZE)))   # redrawn under the seeds' noise
         cameras.append(torch.tensor([[s.meta["camera"][k] for k in CAMERA_KEYS] for s in samples]))
     return torch.cat(images), torch.cat(cameras)
 

@@ -31,8 +31,7 @@ from .render import render_uv_mesh
 from .views import Batch, Views
 
 CAMERA_RANGE = (15.0, 10.0, 0.1)  # refinement reach: azimuth, elevation (degrees), log distance
-# What runs from before these options existed did (untied keypoints, the squared keypoint loss): a resume compares.
-LEGACY_OPTIONS = {"config": {"symmetric_keypoints": False}, "settings": {"keypoint_loss": "squared"}}
+LEGACY_SETTINGS = {"keypoint_loss": "squared"}  # what runs from before these settings existed did (a resume compares)
 
 
 @dataclass(frozen=True)
@@ -158,9 +157,12 @@ class ReconstructorTrainer:
         state = read_torch(path, "reconstructor training state", map_location=self.device)
         if not isinstance(state, dict) or not isinstance(state.get("options"), dict):
             raise CheckpointFormatError(f"{path}: not a training state of this trainer (no options)")
-        defaults = {"config": {**asdict(ReconstructorConfig()), **LEGACY_OPTIONS["config"]},
-                    "settings": {**asdict(TrainSettings()), **LEGACY_OPTIONS["settings"]}}
-        changed = _differences(state["options"], self._options(), defaults)
+        try:   # the saved config as the checkpoint loader reads it (options it lacks at what they were then)
+            saved = {**state["options"], "config": asdict(ReconstructorConfig.from_dict(state["options"]["config"]))}
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointFormatError(f"{path}: not a training state of this trainer ({error})") from None
+        defaults = {"config": asdict(ReconstructorConfig()), "settings": {**asdict(TrainSettings()), **LEGACY_SETTINGS}}
+        changed = _differences(saved, self._options(), defaults)
         if changed:
             raise CheckpointFormatError(f"{path}: a run with other options ({'; '.join(changed)}); "
                                         "repeat them or use another run folder")
