@@ -743,8 +743,10 @@ def three_d_viewpoint(toy_root, steps, out, threads):
               help="--generated: rename each sample's wheels, lamps and roof corners to agree with its camera "
                    "(inverse_graphics.views.match_keypoint_names), or keep the keypoint interpreter's names.")
 @click.option("--keypoint-loss", type=click.Choice(KEYPOINT_LOSSES), default="distance", show_default=True,
-              help="Projected keypoints: mean pixel distance (median-seeking: labels far off pull less), or mean "
-                   "squared distance.")
+              help="Projected keypoints: mean pixel distance (median-seeking: labels far off pull less), mean "
+                   "squared distance, or Cauchy (labels beyond --keypoint-scale hardly pull).")
+@click.option("--keypoint-scale", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
+              help="--keypoint-loss cauchy: the distance where a label pulls most, a share of the image side.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Training seed (initialisation and batches); `3d eval` averages a source's seeds.")
 @click.option("--weight", "weights", multiple=True, metavar="NAME=VALUE",
@@ -753,8 +755,8 @@ def three_d_viewpoint(toy_root, steps, out, threads):
 @click.option("--device", default="cpu", help="cpu or cuda.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
 def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_path, viewpoint, run_dir, steps,
-                  batch, lr, encoder, template, refine_camera, keypoint_names, keypoint_loss, seed, weights,
-                  checkpoint_every, device, threads):
+                  batch, lr, encoder, template, refine_camera, keypoint_names, keypoint_loss, keypoint_scale, seed,
+                  weights, checkpoint_every, device, threads):
     """Train the reconstructor through the differentiable renderer from exactly one source. The
     architecture and settings are part of the run, so a resume must repeat them.
 
@@ -809,7 +811,7 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
                                 config.image_size)
             source = f"mixed:{config_path}:{cars}x{views_per_car}"
     settings = TrainSettings(batch=batch, lr=lr, seed=seed, refine_camera=refine_camera, keypoint_loss=keypoint_loss,
-                             weights=loss_weights)
+                             keypoint_scale=keypoint_scale, weights=loss_weights)
     trainer = ReconstructorTrainer(_writable_dir(run_dir), views, config, settings, device, source)
     if trainer.step_count:
         click.echo(f"resuming {run_dir} at step {trainer.step_count}", err=True)
@@ -842,6 +844,7 @@ def three_d_eval(checkpoints, seeds, points, out, tables_dir, mean_car):
     from benchmark.records import write_record
     from inverse_graphics.evaluation import evaluate, seed_table
     from inverse_graphics.reconstructor import load_reconstructor
+    from inverse_graphics.training import TrainSettings
 
     seed_list = parse_seeds(seeds)
     records = []
@@ -857,10 +860,11 @@ def three_d_eval(checkpoints, seeds, points, out, tables_dir, mean_car):
         folder = write_record(out, "toy-3d-eval", {"checkpoint": checkpoint, "trained": model.extra, **result}, started)
         settings = model.extra.get("settings", {})
         shape, perceptual = model.config.template.shape, settings.get("weights", {}).get("perceptual", 0)
-        squared = settings.get("keypoint_loss", "squared") == "squared"   # runs from before the option: squared
+        loss = settings.get("keypoint_loss", "squared")   # runs from before the option: squared
+        loss += f" {settings.get('keypoint_scale', 0.05):g}" if loss == "cauchy" else ""
         source = model.extra.get("source", "?") + ("" if shape == "ellipsoid" else f", {shape} template") + \
             (f", perceptual loss {perceptual:g}" if perceptual else "") + \
-            (", squared keypoint loss" if squared else "")   # rows split by template and these terms
+            ("" if loss == TrainSettings().keypoint_loss else f", {loss} keypoint loss")  # rows split by these
         records.append({**result, "source": source, "seed": settings.get("seed", 0), "record": str(folder)})
     table, shown = seed_table(records)
     tables = _writable_dir(tables_dir)

@@ -55,14 +55,17 @@ def part_loss(logits: Tensor, labels: Tensor, where: Tensor) -> Tensor:
     return F.cross_entropy(pixels, labels[keep] - 1)
 
 
-KEYPOINT_LOSSES = ("squared", "distance")
+KEYPOINT_LOSSES = ("squared", "distance", "cauchy")
 
 
-def keypoint_loss(keypoints: Tensor, cameras: Cameras, target: Tensor, kind: str = "squared") -> Tensor:
+def keypoint_loss(keypoints: Tensor, cameras: Cameras, target: Tensor, kind: str = "squared",
+                  scale: float = 0.05) -> Tensor:
     """keypoints: float (B, P, 3) world; target: float (B, P, 3) rows (x, y, visible) in pixels.
     Mean squared pixel distance of the visible keypoints' projections, in units of the image side; kind
     "distance": the mean distance itself, whose optimum over noisy labels is their median rather than their
-    mean, so that a few labels far off pull less (smoothed below a thousandth of the side; the trainer's default)."""
+    mean, so that a few labels far off pull less (smoothed below a thousandth of the side; the trainer's default);
+    kind "cauchy": scale * log(1 + (distance / scale)^2), whose pull is the distance's at `scale` (a share of the
+    side) and fades beyond it, so that labels far off hardly pull at all: the optimum is where most labels agree."""
     assert_shape(target, tuple(keypoints.shape), "target")
     if kind not in KEYPOINT_LOSSES:
         raise ValueError(f"unknown keypoint loss {kind!r}; valid: {', '.join(KEYPOINT_LOSSES)}")
@@ -71,6 +74,8 @@ def keypoint_loss(keypoints: Tensor, cameras: Cameras, target: Tensor, kind: str
     if not visible.any():
         return keypoints.sum() * 0
     squared = ((uv - target[..., :2]) / cameras.image_size)[visible].square().sum(-1)
+    if kind == "cauchy":
+        return (scale * torch.log1p(squared / scale ** 2)).mean()
     return squared.mean() if kind == "squared" else (squared + 1e-6).sqrt().mean()
 
 

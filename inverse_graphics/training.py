@@ -43,7 +43,8 @@ class TrainSettings:
     seed: int = 0
     refine_camera: bool = False  # let the network correct each view's camera within CAMERA_RANGE
     sigma: float = 1.0  # soft-silhouette blur, squared pixels (RasterSettings.sigma)
-    keypoint_loss: str = "distance"  # or "squared" (losses.keypoint_loss)
+    keypoint_loss: str = "distance"  # or "squared", "cauchy" (losses.keypoint_loss)
+    keypoint_scale: float = 0.05  # "cauchy": where a label's pull peaks, a share of the image side
     weights: LossWeights = field(default_factory=LossWeights)
 
 
@@ -78,7 +79,8 @@ def loss_terms(model: Reconstructor, images: Tensor, batch: Batch, settings: Tra
         "iou": iou_loss(rendered.silhouette, mask.float()),
         "colour": colour_loss(rendered.maps[:, :3], batch.images, overlap),
         "parts": part_loss(rendered.maps[:, 3:], batch.labels, overlap),
-        "keypoints": keypoint_loss(pred.keypoints, cameras, batch.keypoints, settings.keypoint_loss),
+        "keypoints": keypoint_loss(pred.keypoints, cameras, batch.keypoints, settings.keypoint_loss,
+                                   settings.keypoint_scale),
         "laplacian": laplacian_loss(pred.vertices, model.template_laplacian),
         "flatten": flatten_loss(pred.vertices, model.template_faces, model.template_edge_faces),
         "deformation": deformation_loss(pred.offsets),

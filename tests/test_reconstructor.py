@@ -1,5 +1,6 @@
 """The inverse-graphics reconstructor: template, network, rendering, losses, training (losses fall,
 exact resume), checkpoints, reconstruct() on bad input, 3D evaluation, viewpoint regressor, sources."""
+import math
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -146,6 +147,17 @@ def test_loss_terms_on_hand_cases():
     for kind, best in (("distance", 0.0), ("squared", 0.36)):  # world x 0.36 projects near the labels' mean
         losses = [float(keypoint_loss(at(x), cameras, labels, kind)) for x in (0.0, 0.36)]
         assert min(zip(losses, (0.0, 0.36)))[1] == best, (kind, losses)
+    # Three labels of one place and four spread far off: the distance loss is least at their median (8 pixels
+    # off, world x 0.455), the Cauchy loss at the place where most agree.
+    labels = torch.tensor([[[32.0 + dx, 32.0, 1.0] for dx in (0, 0, 0, 8, 16, 24, 32)]])
+    at = lambda x: torch.tensor([[[x, 0.0, 0.0]]]).expand(1, 7, 3)  # noqa: E731
+    for kind, best in (("distance", 0.455), ("cauchy", 0.0)):
+        losses = [float(keypoint_loss(at(x), cameras, labels, kind, scale=0.025)) for x in (0.0, 0.455)]
+        assert min(zip(losses, (0.0, 0.455)))[1] == best, (kind, losses)
+    # Near the labels the Cauchy loss pulls as the distance does, scale * log(1 + 1) at one scale off.
+    target[0, 0, 0] = 32.0 + 3.2
+    torch.testing.assert_close(keypoint_loss(points, cameras, target, "cauchy", scale=0.05),
+                               torch.tensor(0.05 * math.log(2)), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="unknown keypoint loss 'huber'"):
         keypoint_loss(points, cameras, target, "huber")
     square = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]]])
@@ -314,7 +326,8 @@ def test_evaluate_reports_every_figure():
 
 def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp_path):
     """Two seeds of one source make one row (mean and seed std), another source its own row (a run trained before
-    the keypoint loss was an option is named squared); --mean-car adds the prior's row first."""
+    the keypoint loss was an option is named squared, one of another loss than the default by it); --mean-car adds
+    the prior's row first."""
     import pandas as pd
     from click.testing import CliRunner
 
@@ -324,20 +337,22 @@ def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp
             "--tables", str(tmp_path / "tables"), "--mean-car"]
     for i, (source, settings) in enumerate([("toy:a", {"seed": 0, "keypoint_loss": "distance"}),
                                             ("toy:a", {"seed": 1, "keypoint_loss": "distance"}),
-                                            ("generated:b", {"seed": 0})]):
+                                            ("generated:b", {"seed": 0}),
+                                            ("toy:a", {"seed": 0, "keypoint_loss": "cauchy", "keypoint_scale": 0.025})]):
         torch.manual_seed(i)
         save_reconstructor(tmp_path / f"r{i}.pt", Reconstructor(TINY), {"source": source, "settings": settings})
         args += ["--checkpoint", str(tmp_path / f"r{i}.pt")]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "tables" / "3d.csv", dtype={"seeds": str})
-    assert table.source.tolist() == ["toy world's mean car (no image)", "toy:a", "generated:b, squared keypoint loss"]
-    assert table.seeds.tolist() == ["0", "0 1", "0"]
+    assert table.source.tolist() == ["toy world's mean car (no image)", "toy:a", "generated:b, squared keypoint loss",
+                                     "toy:a, cauchy 0.025 keypoint loss"]
+    assert table.seeds.tolist() == ["0", "0 1", "0", "0"]
     assert 0 < table["silhouette_iou_input"][1] <= 1 and table["silhouette_iou_input_seed_std"][1] >= 0   # two seeds
     assert np.isnan(table["silhouette_iou_input_seed_std"][2]) and len(table.records[1].split()) == 2
     assert (tmp_path / "tables" / "3d.tex").read_text().count("$\\pm$") == 6
     assert "| toy:a " in (tmp_path / "tables" / "3d.md").read_text()
-    assert len(list((tmp_path / "records").glob("*/record.json"))) == 4
+    assert len(list((tmp_path / "records").glob("*/record.json"))) == 5
 
 
 def _outputs_for(cameras, config: ViewpointConfig) -> torch.Tensor:
