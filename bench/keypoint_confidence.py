@@ -52,7 +52,8 @@ def main() -> None:
     labelled = toy_split(args.data, "labelled", FIRST_HELD_OUT + args.held_out, ToySettings(resolution=SIZE))
     renders = [labelled[i] for i in range(FIRST_HELD_OUT, FIRST_HELD_OUT + args.held_out)]
     images = torch.from_numpy(np.stack([s.image for s in renders])).permute(0, 3, 1, 2).float() / 127.5 - 1
-    inverted = invert(backbone, images, InversionSettings(), noise_seeds=[FIRST_HELD_OUT + i for i in range(len(renders))])
+    seeds = list(range(FIRST_HELD_OUT, FIRST_HELD_OUT + len(renders)))
+    inverted = invert(backbone, images, InversionSettings(), noise_seeds=seeds)
     with torch.no_grad():
         prediction = predict(ensemble, backbone.synthesize(inverted.ws, seeds=inverted.noise_seeds).features, cfg)
     scale = SIZE / cfg.grid.shape[1]

@@ -335,10 +335,10 @@ def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp
 
     args = ["3d", "eval", "--seeds", "3", "--points", "200", "--out", str(tmp_path / "records"),
             "--tables", str(tmp_path / "tables"), "--mean-car"]
+    cauchy = {"keypoint_loss": "cauchy", "keypoint_scale": 0.025}
     for i, (source, settings) in enumerate([("toy:a", {"seed": 0, "keypoint_loss": "distance"}),
                                             ("toy:a", {"seed": 1, "keypoint_loss": "distance"}),
-                                            ("generated:b", {"seed": 0}),
-                                            ("toy:a", {"seed": 0, "keypoint_loss": "cauchy", "keypoint_scale": 0.025})]):
+                                            ("generated:b", {"seed": 0}), ("toy:a", {"seed": 0, **cauchy})]):
         torch.manual_seed(i)
         save_reconstructor(tmp_path / f"r{i}.pt", Reconstructor(TINY), {"source": source, "settings": settings})
         args += ["--checkpoint", str(tmp_path / f"r{i}.pt")]
