@@ -123,16 +123,20 @@ toy-3d-keypoint-names: install
 		$(foreach s,0 1 2,--checkpoint runs/recon-gan-interpreter-names-seed$(s)/reconstructor.pt) \
 		$(foreach s,0 1 2,--checkpoint runs/recon-gan-seed$(s)/reconstructor.pt)
 
-# The keypoint-loss experiment (issue #16): the GAN source trained with the squared keypoint loss (the default before
-# the mean distance), seeds 0-2, scored beside make toy-3d's GAN seeds (table in build/3d-keypoint-loss/).
+# The keypoint-loss experiment (issue #16): the GAN source trained with the squared keypoint loss and with the mean
+# distance (the defaults before the Cauchy loss), the render source with the distance, seeds 0-2, scored beside make
+# toy-3d's seeds (table in build/3d-keypoint-loss/).
 toy-3d-keypoint-loss: install
 	for seed in 0 1 2; do \
-		$(BIN)/benchmark 3d train --generated data/synthetic-toy-2000 --run runs/recon-gan-squared-seed$$seed \
-			--seed $$seed --keypoint-loss squared $(RECON_OPTIONS) || exit 1; \
+		for loss in squared distance; do \
+			$(BIN)/benchmark 3d train --generated data/synthetic-toy-2000 --run runs/recon-gan-$$loss-seed$$seed \
+				--seed $$seed --keypoint-loss $$loss $(RECON_OPTIONS) || exit 1; \
+		done; \
+		$(BIN)/benchmark 3d train --toy data/toy-labelled --run runs/recon-toy-distance-seed$$seed --seed $$seed \
+			--keypoint-loss distance $(RECON_OPTIONS) || exit 1; \
 	done
 	$(BIN)/benchmark 3d eval --seeds 0-249 --tables build/3d-keypoint-loss \
-		$(foreach s,0 1 2,--checkpoint runs/recon-gan-squared-seed$(s)/reconstructor.pt) \
-		$(foreach s,0 1 2,--checkpoint runs/recon-gan-seed$(s)/reconstructor.pt)
+		$(foreach r,toy-distance toy gan-squared gan-distance gan,$(foreach s,0 1 2,--checkpoint runs/recon-$(r)-seed$(s)/reconstructor.pt))
 
 # The perceptual-loss experiment (issue #16): the render source with GANverse3D's perceptual term (weight 0.5, the
 # toy feature net in VGG's place), seed 0, scored beside make toy-3d's render seeds (table in build/3d-perceptual/).

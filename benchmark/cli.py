@@ -742,9 +742,9 @@ def three_d_viewpoint(toy_root, steps, out, threads):
 @click.option("--keypoint-names", type=click.Choice(["camera", "interpreter"]), default="camera", show_default=True,
               help="--generated: rename each sample's wheels, lamps and roof corners to agree with its camera "
                    "(inverse_graphics.views.match_keypoint_names), or keep the keypoint interpreter's names.")
-@click.option("--keypoint-loss", type=click.Choice(KEYPOINT_LOSSES), default="distance", show_default=True,
-              help="Projected keypoints: mean pixel distance (median-seeking: labels far off pull less), mean "
-                   "squared distance, or Cauchy (labels beyond --keypoint-scale hardly pull).")
+@click.option("--keypoint-loss", type=click.Choice(KEYPOINT_LOSSES), default="cauchy", show_default=True,
+              help="Projected keypoints: Cauchy (labels beyond --keypoint-scale hardly pull: the optimum is where "
+                   "most labels agree), mean pixel distance (median-seeking), or mean squared distance.")
 @click.option("--keypoint-scale", type=click.FloatRange(min=0, min_open=True), default=0.05, show_default=True,
               help="--keypoint-loss cauchy: the distance where a label pulls most, a share of the image side.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -847,6 +847,9 @@ def three_d_eval(checkpoints, seeds, points, out, tables_dir, mean_car):
     from inverse_graphics.training import TrainSettings
 
     seed_list = parse_seeds(seeds)
+    keypoint_loss_name = lambda kind, scale: kind + (f" {scale:g}" if kind == "cauchy" else "")  # noqa: E731
+    default = TrainSettings()
+    default_loss = keypoint_loss_name(default.keypoint_loss, default.keypoint_scale)
     records = []
     if mean_car:
         started = time.time()
@@ -860,11 +863,11 @@ def three_d_eval(checkpoints, seeds, points, out, tables_dir, mean_car):
         folder = write_record(out, "toy-3d-eval", {"checkpoint": checkpoint, "trained": model.extra, **result}, started)
         settings = model.extra.get("settings", {})
         shape, perceptual = model.config.template.shape, settings.get("weights", {}).get("perceptual", 0)
-        loss = settings.get("keypoint_loss", "squared")   # runs from before the option: squared
-        loss += f" {settings.get('keypoint_scale', 0.05):g}" if loss == "cauchy" else ""
+        loss = keypoint_loss_name(settings.get("keypoint_loss", "squared"),   # runs from before the option: squared
+                                  settings.get("keypoint_scale", default.keypoint_scale))
         source = model.extra.get("source", "?") + ("" if shape == "ellipsoid" else f", {shape} template") + \
             (f", perceptual loss {perceptual:g}" if perceptual else "") + \
-            ("" if loss == TrainSettings().keypoint_loss else f", {loss} keypoint loss")  # rows split by these
+            ("" if loss == default_loss else f", {loss} keypoint loss")  # rows split by these
         records.append({**result, "source": source, "seed": settings.get("seed", 0), "record": str(folder)})
     table, shown = seed_table(records)
     tables = _writable_dir(tables_dir)

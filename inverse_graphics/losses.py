@@ -63,9 +63,9 @@ def keypoint_loss(keypoints: Tensor, cameras: Cameras, target: Tensor, kind: str
     """keypoints: float (B, P, 3) world; target: float (B, P, 3) rows (x, y, visible) in pixels.
     Mean squared pixel distance of the visible keypoints' projections, in units of the image side; kind
     "distance": the mean distance itself, whose optimum over noisy labels is their median rather than their
-    mean, so that a few labels far off pull less (smoothed below a thousandth of the side; the trainer's default);
-    kind "cauchy": scale * log(1 + (distance / scale)^2), whose pull is the distance's at `scale` (a share of the
-    side) and fades beyond it, so that labels far off hardly pull at all: the optimum is where most labels agree."""
+    mean, so that a few labels far off pull less (smoothed below a thousandth of the side); kind "cauchy" (the
+    trainer's default): scale * log(1 + (distance / scale)^2), whose pull is the distance's at `scale` (a share of
+    the side) and fades beyond it, so that labels far off hardly pull at all: the optimum is where most agree."""
     assert_shape(target, tuple(keypoints.shape), "target")
     if kind not in KEYPOINT_LOSSES:
         raise ValueError(f"unknown keypoint loss {kind!r}; valid: {', '.join(KEYPOINT_LOSSES)}")

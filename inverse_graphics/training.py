@@ -43,7 +43,7 @@ class TrainSettings:
     seed: int = 0
     refine_camera: bool = False  # let the network correct each view's camera within CAMERA_RANGE
     sigma: float = 1.0  # soft-silhouette blur, squared pixels (RasterSettings.sigma)
-    keypoint_loss: str = "distance"  # or "squared", "cauchy" (losses.keypoint_loss)
+    keypoint_loss: str = "cauchy"  # or "distance", "squared" (losses.keypoint_loss)
     keypoint_scale: float = 0.05  # "cauchy": where a label's pull peaks, a share of the image side
     weights: LossWeights = field(default_factory=LossWeights)
 

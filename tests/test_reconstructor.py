@@ -201,8 +201,9 @@ def test_training_lowers_the_losses_and_resumes_exactly(views, tmp_path):
     torch.save(state, tmp_path / "b" / "training.pt")
     assert ReconstructorTrainer(tmp_path / "b", views, TINY, settings).step_count == 12
     del state["options"]["settings"]["keypoint_loss"]   # a run from before it trained with the squared loss
+    del state["options"]["settings"]["keypoint_scale"]  # (and one from before the scale ignores it)
     torch.save(state, tmp_path / "b" / "training.pt")
-    with pytest.raises(CheckpointFormatError, match="settings.keypoint_loss: squared -> distance"):
+    with pytest.raises(CheckpointFormatError, match="settings.keypoint_loss: squared -> cauchy"):
         ReconstructorTrainer(tmp_path / "b", views, TINY, settings)
     legacy = replace(settings, keypoint_loss="squared")
     assert ReconstructorTrainer(tmp_path / "b", views, TINY, legacy).step_count == 12
@@ -335,10 +336,11 @@ def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp
 
     args = ["3d", "eval", "--seeds", "3", "--points", "200", "--out", str(tmp_path / "records"),
             "--tables", str(tmp_path / "tables"), "--mean-car"]
-    cauchy = {"keypoint_loss": "cauchy", "keypoint_scale": 0.025}
-    for i, (source, settings) in enumerate([("toy:a", {"seed": 0, "keypoint_loss": "distance"}),
-                                            ("toy:a", {"seed": 1, "keypoint_loss": "distance"}),
-                                            ("generated:b", {"seed": 0}), ("toy:a", {"seed": 0, **cauchy})]):
+    cauchy = {"keypoint_loss": "cauchy", "keypoint_scale": 0.05}
+    for i, (source, settings) in enumerate([("toy:a", {"seed": 0, **cauchy}), ("toy:a", {"seed": 1, **cauchy}),
+                                            ("generated:b", {"seed": 0}),
+                                            ("toy:a", {"seed": 0, **cauchy, "keypoint_scale": 0.025}),
+                                            ("toy:a", {"seed": 0, "keypoint_loss": "distance"})]):
         torch.manual_seed(i)
         save_reconstructor(tmp_path / f"r{i}.pt", Reconstructor(TINY), {"source": source, "settings": settings})
         args += ["--checkpoint", str(tmp_path / f"r{i}.pt")]
@@ -346,13 +348,13 @@ def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "tables" / "3d.csv", dtype={"seeds": str})
     assert table.source.tolist() == ["toy world's mean car (no image)", "toy:a", "generated:b, squared keypoint loss",
-                                     "toy:a, cauchy 0.025 keypoint loss"]
-    assert table.seeds.tolist() == ["0", "0 1", "0", "0"]
+                                     "toy:a, cauchy 0.025 keypoint loss", "toy:a, distance keypoint loss"]
+    assert table.seeds.tolist() == ["0", "0 1", "0", "0", "0"]
     assert 0 < table["silhouette_iou_input"][1] <= 1 and table["silhouette_iou_input_seed_std"][1] >= 0   # two seeds
     assert np.isnan(table["silhouette_iou_input_seed_std"][2]) and len(table.records[1].split()) == 2
     assert (tmp_path / "tables" / "3d.tex").read_text().count("$\\pm$") == 6
     assert "| toy:a " in (tmp_path / "tables" / "3d.md").read_text()
-    assert len(list((tmp_path / "records").glob("*/record.json"))) == 5
+    assert len(list((tmp_path / "records").glob("*/record.json"))) == 6
 
 
 def _outputs_for(cameras, config: ViewpointConfig) -> torch.Tensor:
