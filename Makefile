@@ -136,7 +136,8 @@ toy-3d-keypoint-loss: install
 			--keypoint-loss distance $(RECON_OPTIONS) || exit 1; \
 	done
 	$(BIN)/benchmark 3d eval --seeds 0-249 --tables build/3d-keypoint-loss \
-		$(foreach r,toy-distance toy gan-squared gan-distance gan,$(foreach s,0 1 2,--checkpoint runs/recon-$(r)-seed$(s)/reconstructor.pt))
+		$(foreach r,toy-distance toy gan-squared gan-distance gan,\
+			$(foreach s,0 1 2,--checkpoint runs/recon-$(r)-seed$(s)/reconstructor.pt))
 
 # The perceptual-loss experiment (issue #16): the render source with GANverse3D's perceptual term (weight 0.5, the
 # toy feature net in VGG's place), seed 0, scored beside make toy-3d's render seeds (table in build/3d-perceptual/).

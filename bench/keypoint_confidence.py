@@ -18,7 +18,7 @@ from benchmark import configs
 from benchmark.sources import toy_split
 from datasetgan.interpreter import predict
 from datasetgan.inversion import InversionSettings, invert
-from datasetgan.pipeline import labeler_from_config, load_ensemble, project_path
+from datasetgan.pipeline import load_backbone, load_ensemble, project_path
 from datasources.toy import KEYPOINT_NAMES, ToySettings
 
 SIZE = 64
@@ -47,7 +47,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = configs.load(args.keypoints_config)
-    backbone, *_ = labeler_from_config(config)
+    backbone, *_ = load_backbone(config["generator"])
     ensemble, cfg = load_ensemble(project_path(config["checkpoint"]))
     labelled = toy_split(args.data, "labelled", FIRST_HELD_OUT + args.held_out, ToySettings(resolution=SIZE))
     renders = [labelled[i] for i in range(FIRST_HELD_OUT, FIRST_HELD_OUT + args.held_out)]

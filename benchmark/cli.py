@@ -840,16 +840,15 @@ def three_d_eval(checkpoints, seeds, points, out, tables_dir, mean_car):
     Example: benchmark 3d eval --checkpoint runs/recon-toy/reconstructor.pt --checkpoint runs/recon-gan/reconstructor.pt
     """
     import time
+    from dataclasses import asdict
 
     from benchmark.records import write_record
     from inverse_graphics.evaluation import evaluate, seed_table
     from inverse_graphics.reconstructor import load_reconstructor
-    from inverse_graphics.training import TrainSettings
+    from inverse_graphics.training import TrainSettings, keypoint_loss_name
 
     seed_list = parse_seeds(seeds)
-    keypoint_loss_name = lambda kind, scale: kind + (f" {scale:g}" if kind == "cauchy" else "")  # noqa: E731
-    default = TrainSettings()
-    default_loss = keypoint_loss_name(default.keypoint_loss, default.keypoint_scale)
+    default_loss = keypoint_loss_name(asdict(TrainSettings()))
     records = []
     if mean_car:
         started = time.time()
@@ -863,8 +862,7 @@ def three_d_eval(checkpoints, seeds, points, out, tables_dir, mean_car):
         folder = write_record(out, "toy-3d-eval", {"checkpoint": checkpoint, "trained": model.extra, **result}, started)
         settings = model.extra.get("settings", {})
         shape, perceptual = model.config.template.shape, settings.get("weights", {}).get("perceptual", 0)
-        loss = keypoint_loss_name(settings.get("keypoint_loss", "squared"),   # runs from before the option: squared
-                                  settings.get("keypoint_scale", default.keypoint_scale))
+        loss = keypoint_loss_name(settings)
         source = model.extra.get("source", "?") + ("" if shape == "ellipsoid" else f", {shape} template") + \
             (f", perceptual loss {perceptual:g}" if perceptual else "") + \
             ("" if loss == default_loss else f", {loss} keypoint loss")  # rows split by these

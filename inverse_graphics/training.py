@@ -48,6 +48,13 @@ class TrainSettings:
     weights: LossWeights = field(default_factory=LossWeights)
 
 
+def keypoint_loss_name(settings: dict) -> str:
+    """The keypoint loss of a run's saved settings as `3d eval` names it: "cauchy 0.05", "distance" or "squared"
+    (a run saved before the option read as LEGACY_SETTINGS says)."""
+    full = {**asdict(TrainSettings()), **LEGACY_SETTINGS, **settings}
+    return full["keypoint_loss"] + (f" {full['keypoint_scale']:g}" if full["keypoint_loss"] == "cauchy" else "")
+
+
 def view_cameras(params: Tensor, image_size: int, delta: Tensor | None = None) -> Cameras:
     """params: float (B, 4) azimuth, elevation, distance, fov; delta: float (B, 3) in (-1, 1) scaled
     by CAMERA_RANGE, or None for the cameras as given."""
