@@ -38,6 +38,16 @@ FAR = 0.25  # misfit: a label this far off (share of the side), or left without 
 ALTERNATIVES = {"turned 180 deg": lambda azimuth: azimuth + 180, "mirrored front to rear": lambda azimuth: -azimuth}
 
 
+def held_out_inversions(backbone, data: str, count: int) -> tuple[list, object]:
+    """The labelled renders FIRST_HELD_OUT.. (count of them, SIZE pixels) and their Inversion into the GAN, each
+    under its own seeded noise (render i: seed i), as the annotations are inverted."""
+    labelled = toy_split(data, "labelled", FIRST_HELD_OUT + count, ToySettings(resolution=SIZE))
+    renders = [labelled[i] for i in range(FIRST_HELD_OUT, FIRST_HELD_OUT + count)]
+    images = torch.from_numpy(np.stack([s.image for s in renders])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    seeds = list(range(FIRST_HELD_OUT, FIRST_HELD_OUT + count))
+    return renders, invert(backbone, images, InversionSettings(), noise_seeds=seeds)
+
+
 def misfit(keypoints: np.ndarray, cameras: np.ndarray) -> np.ndarray:
     """keypoints: float (N, P, 3) labels in pixels; cameras: float (N, 4) -> float (N,): mean over each view's
     labelled keypoints of the squared distance (share of the side, capped at FAR) from where the mean car shows the
@@ -80,12 +90,8 @@ def main() -> None:
     label_keypoints = lambda sample: labeler(sample)[0].cpu().numpy()  # noqa: E731, (B, P, 3) in label pixels
     settings = ToySettings(resolution=SIZE)
 
-    labelled = toy_split(args.data, "labelled", FIRST_HELD_OUT + args.held_out, settings)
-    renders = [labelled[i] for i in range(FIRST_HELD_OUT, FIRST_HELD_OUT + args.held_out)]
+    renders, inverted = held_out_inversions(backbone, args.data, args.held_out)
     truth = torch.tensor([[s.meta["camera"][k] for k in CAMERA_KEYS] for s in renders])
-    images = torch.from_numpy(np.stack([s.image for s in renders])).permute(0, 3, 1, 2).float() / 127.5 - 1
-    seeds = list(range(FIRST_HELD_OUT, FIRST_HELD_OUT + args.held_out))
-    inverted = invert(backbone, images, InversionSettings(), noise_seeds=seeds)
     with torch.no_grad():
         redrawn = backbone.synthesize(inverted.ws, seeds=inverted.noise_seeds)
     cameras = estimate_cameras(regressor, image_at_label_grid(redrawn.image, (SIZE, SIZE))).numpy()

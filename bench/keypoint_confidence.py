@@ -15,14 +15,11 @@ import numpy as np
 import torch
 
 from benchmark import configs
-from benchmark.sources import toy_split
 from datasetgan.interpreter import predict
-from datasetgan.inversion import InversionSettings, invert
 from datasetgan.pipeline import load_backbone, load_ensemble, project_path
-from datasources.toy import KEYPOINT_NAMES, ToySettings
+from datasources.toy import KEYPOINT_NAMES
+from gan_cameras import FIRST_HELD_OUT, SIZE, held_out_inversions  # bench/, beside this script
 
-SIZE = 64
-FIRST_HELD_OUT = 1250  # as bench/gan_cameras.py: labelled renders 1,000-1,249 train interpreter_limits.py's reader
 FAR = 8.0  # pixels (of 64): a label this far from the truth counts as wrong
 
 
@@ -49,11 +46,7 @@ def main() -> None:
     config = configs.load(args.keypoints_config)
     backbone, *_ = load_backbone(config["generator"])
     ensemble, cfg = load_ensemble(project_path(config["checkpoint"]))
-    labelled = toy_split(args.data, "labelled", FIRST_HELD_OUT + args.held_out, ToySettings(resolution=SIZE))
-    renders = [labelled[i] for i in range(FIRST_HELD_OUT, FIRST_HELD_OUT + args.held_out)]
-    images = torch.from_numpy(np.stack([s.image for s in renders])).permute(0, 3, 1, 2).float() / 127.5 - 1
-    seeds = list(range(FIRST_HELD_OUT, FIRST_HELD_OUT + len(renders)))
-    inverted = invert(backbone, images, InversionSettings(), noise_seeds=seeds)
+    renders, inverted = held_out_inversions(backbone, args.data, args.held_out)
     with torch.no_grad():
         prediction = predict(ensemble, backbone.synthesize(inverted.ws, seeds=inverted.noise_seeds).features, cfg)
     scale = SIZE / cfg.grid.shape[1]
