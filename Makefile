@@ -6,7 +6,8 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
 
 .PHONY: install demo test figures gltf-validator toy-gan toy-gan-continue toy-annotations toy-3d toy-3d-template \
-	toy-3d-keypoint-names toy-3d-keypoint-loss toy-3d-perceptual toy-gan-downstream
+	toy-3d-keypoint-names toy-3d-keypoint-loss toy-3d-perceptual toy-gan-downstream toy-gan-tables toy-gan-ablations \
+	toy-3d-gan-row toy-3d-render toy-3d-gan
 
 $(BIN)/benchmark: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,13 +66,16 @@ toy-annotations: install
 	$(BIN)/benchmark interpreter train
 	$(BIN)/benchmark interpreter train --config configs/interpreter/toy-car-keypoints.yaml
 
-# Everything downstream of the toy GAN, remade after a new one is shipped (issue #15), in order: the annotations
-# and both interpreters, the GAN's quality record, the interpreter's score and limits on the test images, the README's
-# sample grids, the DatasetGAN rows of the parts, keypoint and ablation tables (3 seeds; the other variants do not
-# use the GAN); then `make toy-3d` for the 3D table. A synthetic folder of the old GAN is deleted first, as the
-# factory refuses to resume a folder begun by another generator or interpreter.
-toy-gan-downstream: toy-annotations
-	rm -rf data/synthetic-toy-2000 build/synthetic-grid
+# Everything downstream of the toy GAN, remade after a new one is shipped (issue #15): the annotations and both
+# interpreters, then two streams that `make -j2 toy-gan-downstream` runs side by side: (1) the GAN's quality record,
+# the interpreter's score and limits on the test images, the README's sample grids, the DatasetGAN rows of the
+# parts and keypoint tables; (2) those of the ablations (3 seeds; the other variants do not use the GAN). Then
+# `make toy-3d-gan-row` for the 3D table. A synthetic folder of the old GAN is deleted first, as the factory
+# refuses to resume a folder begun by another generator or interpreter.
+toy-gan-downstream: toy-gan-tables toy-gan-ablations
+
+toy-gan-tables: toy-annotations
+	rm -rf build/synthetic-grid
 	$(BIN)/benchmark toy --split test --n 32 --out data/toy-test-32
 	$(BIN)/benchmark gan quality
 	$(BIN)/benchmark gan sample --n 16 --out docs/toy_gan_samples.png --real data/toy-test-32
@@ -80,25 +84,46 @@ toy-gan-downstream: toy-annotations
 	$(BIN)/benchmark generate --num 32 --out build/synthetic-grid --grid docs/toy_synthetic_grid.png
 	$(BIN)/benchmark run --suite parts --seeds 3 --variants datasetgan
 	$(BIN)/benchmark run --suite keypoints --seeds 3 --variants datasetgan
+
+toy-gan-ablations: toy-annotations
 	$(BIN)/benchmark run --suite ablations --config configs/overrides/ablations-short.yaml --seeds 3 --variants datasetgan
 
 # How the shipped toy reconstructor and viewpoint regressor were made, and the toy 3D table (results/tables/3d.*):
 # the reconstructor trained on toy renders and on GAN samples labelled by both interpreters (parts and keypoints),
-# 3 training seeds each (about 12 minutes per training on one core); seed 0 of the render source is shipped.
+# 3 training seeds each (about 15 minutes per training on one core; `make -j2` trains the two sources side by side);
+# seed 0 of the render source is shipped. After a new GAN, `make toy-3d-gan-row` remakes the GAN row alone (the
+# GAN's runs of before are deleted) and keeps the table's other rows (RENDER_ROWS: the records of the mean car and
+# the render source's seeds 0-2).
 RECON_OPTIONS = --encoder resnet10 --lr 3e-4 --weight deformation=0.25 --steps 3000 --threads 1
-toy-3d: install
-	$(BIN)/benchmark toy --split labelled --out data/toy-labelled
+RENDER_ROWS = $(addprefix results/3d/20261206T,234553Z-toy-3d-eval 234642Z-toy-3d-eval 234732Z-toy-3d-eval \
+	234820Z-toy-3d-eval)
+GAN_CHECKPOINTS = $(foreach s,0 1 2,--checkpoint runs/recon-gan-seed$(s)/reconstructor.pt)
+toy-3d: toy-3d-render toy-3d-gan
+	$(BIN)/benchmark 3d eval --seeds 0-249 --mean-car $(foreach s,0 1 2,--checkpoint runs/recon-toy-seed$(s)/reconstructor.pt) \
+		$(GAN_CHECKPOINTS)
+
+toy-3d-gan-row: toy-3d-gan
+	$(BIN)/benchmark 3d eval --seeds 0-249 $(foreach r,$(RENDER_ROWS),--record $(r)) $(GAN_CHECKPOINTS)
+
+toy-3d-render: install data/toy-labelled
 	$(BIN)/benchmark 3d viewpoint --toy data/toy-labelled --steps 3000 --threads 1
+	for seed in 0 1 2; do \
+		$(BIN)/benchmark 3d train --toy data/toy-labelled --run runs/recon-toy-seed$$seed --seed $$seed $(RECON_OPTIONS) \
+			|| exit 1; \
+	done
+	cp runs/recon-toy-seed0/reconstructor.pt checkpoints/toy-car-reconstructor.pt
+
+toy-3d-gan: install data/toy-labelled
+	rm -rf data/synthetic-toy-2000 runs/recon-gan-seed0 runs/recon-gan-seed1 runs/recon-gan-seed2
 	$(BIN)/benchmark generate --num 2000 --out data/synthetic-toy-2000 \
 		--keypoints-config configs/interpreter/toy-car-keypoints.yaml
 	for seed in 0 1 2; do \
-		$(BIN)/benchmark 3d train --toy data/toy-labelled --run runs/recon-toy-seed$$seed --seed $$seed $(RECON_OPTIONS) && \
 		$(BIN)/benchmark 3d train --generated data/synthetic-toy-2000 --run runs/recon-gan-seed$$seed --seed $$seed \
 			$(RECON_OPTIONS) || exit 1; \
 	done
-	cp runs/recon-toy-seed0/reconstructor.pt checkpoints/toy-car-reconstructor.pt
-	$(BIN)/benchmark 3d eval --seeds 0-249 --mean-car $(foreach s,0 1 2,--checkpoint runs/recon-toy-seed$(s)/reconstructor.pt) \
-		$(foreach s,0 1 2,--checkpoint runs/recon-gan-seed$(s)/reconstructor.pt)
+
+data/toy-labelled: install
+	$(BIN)/benchmark toy --split labelled --out data/toy-labelled
 
 # The template experiment (issue #16): the render source trained from the mean-car template, seeds 0 and 1, scored
 # beside make toy-3d's ellipsoid seeds (records in results/3d/, table in build/3d-template/).

@@ -201,6 +201,11 @@ def _existing_file(path: str, option: str) -> Path:
     return Path(path)
 
 
+def _existing_record(folder: str, option: str) -> dict:
+    """The run record in `folder` (its record.json), else a clean usage error naming the option."""
+    return json.loads(_existing_file(str(Path(folder) / "record.json"), option).read_text())
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0-7' or '1,5,9' or '0-3,10' -> a list of seeds."""
     seeds = []
@@ -831,42 +836,43 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
               help="Where 3d.csv, 3d.tex and 3d.md (one row per source, from these records) are written.")
 @click.option("--mean-car", is_flag=True,
               help="Add a row for the toy world's mean car, the same for every image: the prior to beat.")
-def three_d_eval(checkpoints, seeds, points, out, tables_dir, mean_car):
+@click.option("--record", "record_dirs", multiple=True, type=click.Path(file_okay=False),
+              help="Earlier `3d eval` record folder(s) to add as they are, e.g. the render rows when only the GAN "
+                   "changed; they must have scored the same --seeds. Records written before 2026-12-07 do not name "
+                   "their template and are read as the ellipsoid's.")
+def three_d_eval(checkpoints, seeds, points, out, tables_dir, mean_car, record_dirs):
     """Score reconstructions of toy test images against their true meshes: Chamfer distance and 3D
     keypoint error (in car lengths), silhouette IoU and part mIoU of the input and novel views. Checkpoints
-    of one source (models trained with different --seed) make one table row: mean and std over them.
+    of one source (models trained with different --seed) make one table row: mean and std over them. Rows
+    come in the order --record, --mean-car, --checkpoint.
 
     \b
     Example: benchmark 3d eval --checkpoint runs/recon-toy/reconstructor.pt --checkpoint runs/recon-gan/reconstructor.pt
     """
     import time
-    from dataclasses import asdict
 
     from benchmark.records import write_record
-    from inverse_graphics.evaluation import evaluate, seed_table
+    from inverse_graphics.evaluation import evaluate, seed_table, table_row
     from inverse_graphics.reconstructor import load_reconstructor
-    from inverse_graphics.training import TrainSettings, keypoint_loss_name
 
     seed_list = parse_seeds(seeds)
-    default_loss = keypoint_loss_name(asdict(TrainSettings()))
     records = []
+    for folder in record_dirs:
+        record = _existing_record(folder, "--record")
+        if record["seeds"] != seed_list:
+            raise click.UsageError(f"--record {folder} scored other seeds than --seeds {seeds}")
+        records.append(table_row(record, folder))
     if mean_car:
         started = time.time()
         result = evaluate(None, seed_list, points=points)
-        folder = write_record(out, "toy-3d-eval", {"checkpoint": None, "trained": None, **result}, started)
-        records.append({**result, "source": "toy world's mean car (no image)", "seed": 0, "record": str(folder)})
+        record = {"checkpoint": None, "trained": None, "template": None, **result}
+        records.append(table_row(record, write_record(out, "toy-3d-eval", record, started)))
     for checkpoint in checkpoints:
         started = time.time()
         model = load_reconstructor(_existing_file(checkpoint, "--checkpoint"))
         result = evaluate(model, seed_list, points=points)
-        folder = write_record(out, "toy-3d-eval", {"checkpoint": checkpoint, "trained": model.extra, **result}, started)
-        settings = model.extra.get("settings", {})
-        shape, perceptual = model.config.template.shape, settings.get("weights", {}).get("perceptual", 0)
-        loss = keypoint_loss_name(settings)
-        source = model.extra.get("source", "?") + ("" if shape == "ellipsoid" else f", {shape} template") + \
-            (f", perceptual loss {perceptual:g}" if perceptual else "") + \
-            ("" if loss == default_loss else f", {loss} keypoint loss")  # rows split by these
-        records.append({**result, "source": source, "seed": settings.get("seed", 0), "record": str(folder)})
+        record = {"checkpoint": checkpoint, "trained": model.extra, "template": model.config.template.shape, **result}
+        records.append(table_row(record, write_record(out, "toy-3d-eval", record, started)))
     table, shown = seed_table(records)
     tables = _writable_dir(tables_dir)
     table.to_csv(tables / "3d.csv", index=False)

@@ -10,6 +10,8 @@ dropped.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import torch
 import trimesh
@@ -126,6 +128,25 @@ def evaluate(model: Reconstructor | None, seeds: list[int], settings: ToySetting
 METRICS = {"chamfer_over_length": "Chamfer / length", "keypoint_error_over_length": "keypoint error / length",
            "silhouette_iou_input": "sil. IoU input", "silhouette_iou_novel": "sil. IoU novel",
            "part_miou_input": "part mIoU input", "part_miou_novel": "part mIoU novel"}
+
+
+def table_row(record: dict, folder) -> dict:
+    """A `3d eval` record (as written to record.json) and its folder -> its metrics with the table row's `source`,
+    the training `seed` and `record`. Rows are split by what a run was trained on and by template, perceptual
+    weight and keypoint loss where those differ from the defaults."""
+    from .training import TrainSettings, keypoint_loss_name
+
+    row = {**{m: record[m] for m in METRICS}, "record": str(folder)}
+    if record["trained"] is None:
+        return {**row, "source": "toy world's mean car (no image)", "seed": 0}
+    settings = record["trained"].get("settings", {})
+    shape = record.get("template", "ellipsoid")  # records before 2026-12-07 did not name it
+    perceptual = settings.get("weights", {}).get("perceptual", 0)
+    loss = keypoint_loss_name(settings)
+    source = record["trained"].get("source", "?") + ("" if shape == "ellipsoid" else f", {shape} template") + \
+        (f", perceptual loss {perceptual:g}" if perceptual else "") + \
+        ("" if loss == keypoint_loss_name(asdict(TrainSettings())) else f", {loss} keypoint loss")
+    return {**row, "source": source, "seed": settings.get("seed", 0)}
 
 
 def seed_table(records: list[dict]):

@@ -355,6 +355,18 @@ def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp
     assert (tmp_path / "tables" / "3d.tex").read_text().count("$\\pm$") == 6
     assert "| toy:a " in (tmp_path / "tables" / "3d.md").read_text()
     assert len(list((tmp_path / "records").glob("*/record.json"))) == 6
+    # Earlier records join a new table as they are (rows first); one of other test seeds is refused.
+    kept = table.records[2].split() + table.records[1].split()[:1]
+    again = ["3d", "eval", "--seeds", "3", "--points", "200", "--out", str(tmp_path / "records"), "--tables",
+             str(tmp_path / "again"), "--checkpoint", str(tmp_path / "r1.pt")] + [a for k in kept for a in ("--record", k)]
+    result = CliRunner().invoke(cli, again)
+    assert result.exit_code == 0, result.output
+    remade = pd.read_csv(tmp_path / "again" / "3d.csv", dtype={"seeds": str})
+    assert remade.source.tolist() == ["generated:b, squared keypoint loss", "toy:a"] and remade.seeds[1] == "0 1"
+    assert remade.keypoint_error_over_length[0] == table.keypoint_error_over_length[2]
+    assert remade.keypoint_error_over_length[1] == pytest.approx(table.keypoint_error_over_length[1])
+    result = CliRunner().invoke(cli, again[:2] + ["--seeds", "4"] + again[4:])
+    assert result.exit_code != 0 and "scored other seeds" in result.output
 
 
 def _outputs_for(cameras, config: ViewpointConfig) -> torch.Tensor:
