@@ -5,7 +5,7 @@ from torch import Tensor
 
 from datasources.base import IGNORE, ClassSet, LabelMerge
 
-CLASS_WEIGHTINGS = ("none", "inverse_sqrt_frequency")   # class_weights' rules
+CLASS_WEIGHTINGS = ("none", "inverse_sqrt_frequency", "inverse_frequency")   # class_weights' rules
 
 # ADE-Car-12, in the name order of the official code's class list (utils/data_util.py).
 CAR_12 = ClassSet(
@@ -182,14 +182,16 @@ CLASS_SETS = {value.name: value for value in list(globals().values()) if isinsta
 
 def class_weights(labels: Tensor, num_classes: int, rule: str = "none") -> Tensor | None:
     """labels: int64 (N, H, W) training label maps (IGNORE left out) -> float (K,) cross-entropy class weights, or
-    None for rule "none". "inverse_sqrt_frequency": f^-1/2 for each class's pixel frequency f, scaled so that the
-    average training pixel weighs 1 (classes absent from the labels weigh 0: they are never a target). On 64 px toy
-    cars a handle covers 3 pixels: unweighted, no network predicts it (docs/segmentation-setup.md)."""
+    None for rule "none". "inverse_sqrt_frequency": f^-1/2 for each class's pixel frequency f, "inverse_frequency":
+    f^-1 (every class present weighs as much in all), scaled so that the average training pixel weighs 1 (classes
+    absent from the labels weigh 0: they are never a target). On 64 px toy cars a handle covers 3 pixels:
+    unweighted, no network predicts it (docs/segmentation-setup.md)."""
     if rule == "none":
         return None
     if rule not in CLASS_WEIGHTINGS:
         raise ValueError(f"unknown class weighting {rule!r}; valid: {', '.join(CLASS_WEIGHTINGS)}")
     counts = torch.bincount(labels[labels != IGNORE], minlength=num_classes).double()
     freq = counts / counts.sum().clamp_min(1)
-    weight = torch.where(counts > 0, freq.clamp_min(1e-12).rsqrt(), torch.zeros_like(freq))
+    power = 0.5 if rule == "inverse_sqrt_frequency" else 1.0
+    weight = torch.where(counts > 0, freq.clamp_min(1e-12) ** -power, torch.zeros_like(freq))
     return (weight / (freq * weight).sum()).float()

@@ -111,7 +111,7 @@ def test_resnet_backbones_need_an_imagenet_file_or_an_explicit_random_init():
         SegmentationSettings(backbone="dilated_resnet", steps=3, evaluations=4)
 
 
-def test_class_weights_are_inverse_square_root_frequencies_and_an_average_pixel_weighs_one():
+def test_class_weights_are_inverse_frequencies_or_their_square_roots_and_an_average_pixel_weighs_one():
     # 64 labelled pixels: 48 background, 12 body, 4 handle; class 3 never appears; IGNORE is left out.
     labels = torch.zeros(1, 9, 8, dtype=torch.int64)
     labels[0, 6:8, :6] = 1
@@ -123,7 +123,11 @@ def test_class_weights_are_inverse_square_root_frequencies_and_an_average_pixel_
     assert weight[3] == 0
     np.testing.assert_allclose(weight[:3] / weight[0], (freq[:3] / freq[0]) ** -0.5, rtol=1e-6)   # 1 : 2 : 3.46
     assert (freq * weight).sum().item() == pytest.approx(1.0)
-    with pytest.raises(ConfigError, match="class_weighting 'focal' unknown; valid: none, inverse_sqrt_frequency"):
+    weight = class_weights(labels, 4, "inverse_frequency")          # every class present weighs as much in all
+    np.testing.assert_allclose((freq * weight)[:3], [1 / 3] * 3, rtol=1e-6)
+    assert weight[3] == 0
+    with pytest.raises(ConfigError, match="class_weighting 'focal' unknown; valid: none, inverse_sqrt_frequency, "
+                                          "inverse_frequency"):
         SegmentationSettings(backbone="dilated_resnet", class_weighting="focal")
 
 
