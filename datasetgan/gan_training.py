@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from datasetgan.backbone import Backbone, Truncation
 from datasetgan.quality import colour_diversity, layout_diversity
-from datasetgan.stylegan2 import LRELU_GAIN, FullyConnected, Generator, GeneratorConfig
+from datasetgan.stylegan2 import LRELU_GAIN, FullyConnected, Generator, GeneratorConfig, conv_input
 from datasources.base import CheckpointFormatError, DatasetFormatError
 from datasources.files import atomic_write, read_rgb, read_torch
 
@@ -66,7 +66,7 @@ class Conv2dLayer(nn.Module):
         self.gain = 1 / math.sqrt(in_channels * kernel * kernel)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight * self.gain, self.bias, padding=self.weight.shape[-1] // 2)
+        return F.conv2d(conv_input(x), self.weight * self.gain, self.bias, padding=self.weight.shape[-1] // 2)
 
 
 def _lrelu(x: Tensor) -> Tensor:
@@ -84,7 +84,7 @@ class DiscriminatorBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y = F.avg_pool2d(_lrelu(self.conv1(_lrelu(self.conv0(x)))), 2)
-        return (y + F.avg_pool2d(self.skip(x), 2)) / math.sqrt(2)
+        return (y + self.skip(F.avg_pool2d(x, 2))) / math.sqrt(2)  # pool first: the same, on a quarter of the pixels
 
 
 class Discriminator(nn.Module):

@@ -18,6 +18,15 @@ from torch import Tensor, nn
 from inverse_graphics.camera import assert_shape
 
 LRELU_GAIN = math.sqrt(2)
+# Memory format of every convolution's input: oneDNN's CPU convolutions run 1.3 to 2x faster on channels-last
+# tensors, 1x1 kernels about 10x (`python bench/gan_speed.py` times training both ways; torch.contiguous_format
+# restores PyTorch's default).
+CONV_MEMORY_FORMAT = torch.channels_last
+
+
+def conv_input(x: Tensor) -> Tensor:
+    """x: float (B, C, H, W), the same values laid out in CONV_MEMORY_FORMAT (no copy when it already is)."""
+    return x.contiguous(memory_format=CONV_MEMORY_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -59,7 +68,7 @@ def _blur_filter() -> Tensor:
 def _filter2d(x: Tensor, f: Tensor, pad: tuple[int, int], gain: float) -> Tensor:
     """Depthwise FIR filter of x: float (B, C, H, W) with f (k, k), padding (before, after) on both axes."""
     c = x.shape[1]
-    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    x = conv_input(F.pad(x, [pad[0], pad[1], pad[0], pad[1]]))
     weight = (f * gain).flip([0, 1])[None, None].repeat(c, 1, 1, 1).to(x.dtype)
     return F.conv2d(x, weight, groups=c)
 
@@ -118,7 +127,7 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool
     (a stride-2 transposed conv, then the FIR filter). Scaling the input by the styles and the output
     by the demodulation coefficients equals convolving with per-sample modulated weights, and runs as
     one ordinary batched convolution."""
-    x = x * styles[:, :, None, None]
+    x = conv_input(x * styles[:, :, None, None])
     if up:
         x = _filter2d(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2), f, (1, 1), gain=4.0)
     else:
