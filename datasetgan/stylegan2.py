@@ -19,7 +19,7 @@ from inverse_graphics.camera import assert_shape
 
 LRELU_GAIN = math.sqrt(2)
 # Memory format of every convolution's input: oneDNN's CPU convolutions run 1.3 to 2x faster on channels-last
-# tensors, 1x1 kernels about 10x (`python bench/gan_speed.py` times training both ways; torch.contiguous_format
+# tensors, 1x1 kernels up to 20x (`python bench/gan_speed.py` times training both ways; torch.contiguous_format
 # restores PyTorch's default).
 CONV_MEMORY_FORMAT = torch.channels_last
 
