@@ -26,6 +26,7 @@ from datasources.toy.car import CarMesh
 from .camera import look_at, project
 from .rasterizer import RasterSettings, rasterize
 from .reconstructor import Reconstructor, reconstruct
+from .training import TrainSettings, keypoint_loss_name
 
 NOVEL_AZIMUTHS = (90.0, 180.0, 270.0)  # novel views: the input camera turned by these azimuths (degrees)
 INSIDE_TOLERANCE = 1e-4  # metres: a point this far inside another part is hidden
@@ -134,8 +135,6 @@ def table_row(record: dict, folder) -> dict:
     """A `3d eval` record (as written to record.json) and its folder -> its metrics with the table row's `source`,
     the training `seed` and `record`. Rows are split by what a run was trained on and by template, perceptual
     weight and keypoint loss where those differ from the defaults."""
-    from .training import TrainSettings, keypoint_loss_name
-
     row = {**{m: record[m] for m in METRICS}, "record": str(folder)}
     if record["trained"] is None:
         return {**row, "source": "toy world's mean car (no image)", "seed": 0}
