@@ -70,8 +70,8 @@ toy-annotations: install
 # interpreters, then two streams that `make -j2 toy-gan-downstream` runs side by side: (1) the GAN's quality record,
 # the interpreter's score and limits on the test images, the README's sample grids, the DatasetGAN rows of the
 # parts and keypoint tables; (2) those of the ablations (3 seeds; one thread per stream, and for the annotations; the
-# other variants do not use the GAN). Then `make toy-3d-gan-row` for the 3D table. A synthetic folder of the old GAN is deleted first, as the factory
-# refuses to resume a folder begun by another generator or interpreter.
+# other variants do not use the GAN). Then `make toy-3d-gan-row` for the 3D table. Synthetic folders of the old GAN
+# are deleted first, as the factory refuses to resume a folder begun by another generator or interpreter.
 toy-gan-downstream: toy-gan-tables toy-gan-ablations
 toy-gan-tables toy-gan-ablations: export OMP_NUM_THREADS = 1
 
