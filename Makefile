@@ -100,8 +100,8 @@ RENDER_ROWS = $(addprefix results/3d/20261206T,234553Z-toy-3d-eval 234642Z-toy-3
 	234820Z-toy-3d-eval)
 GAN_CHECKPOINTS = $(foreach s,0 1 2,--checkpoint runs/recon-gan-seed$(s)/reconstructor.pt)
 toy-3d: toy-3d-render toy-3d-gan
-	$(BIN)/benchmark 3d eval --seeds 0-249 --mean-car $(foreach s,0 1 2,--checkpoint runs/recon-toy-seed$(s)/reconstructor.pt) \
-		$(GAN_CHECKPOINTS)
+	$(BIN)/benchmark 3d eval --seeds 0-249 --mean-car \
+		$(foreach s,0 1 2,--checkpoint runs/recon-toy-seed$(s)/reconstructor.pt) $(GAN_CHECKPOINTS)
 
 toy-3d-gan-row: toy-3d-gan
 	$(BIN)/benchmark 3d eval --seeds 0-249 $(foreach r,$(RENDER_ROWS),--record $(r)) $(GAN_CHECKPOINTS)
