@@ -7,8 +7,10 @@ and whether keypoint labels can settle its confusions. Two parts:
      between the regressor's camera and one alternative (turned 180 degrees, or mirrored front to rear) by which of
      the two its keypoint labels fit better (misfit below), with the keypoint interpreter's labels of the redraw and,
      as an oracle, the render's exact keypoints;
-  2. the share of views per azimuth sector: toy test renders (true cameras, the regressor's), and fresh GAN samples
-     (seeds 0-, each --psi) under the regressor's cameras.
+  2. whether the regressor's certainty (inverse_graphics.viewpoint.azimuth_certainty) tells the redraws it turns
+     round from the others: their share among the redraws kept above each quantile of it;
+  3. the share of views per azimuth sector: toy test renders (true cameras, the regressor's), and fresh GAN samples
+     (seeds 0-, each --psi) under the regressor's cameras, all of them and those above each certainty quantile.
 Azimuth 0 looks at the car's right side, 90 at its front, 180 at its left side, 270 at its rear.
 
     python bench/gan_cameras.py --psi 0.7
@@ -28,13 +30,14 @@ from datasetgan.factory import image_at_label_grid
 from datasetgan.inversion import InversionSettings, invert
 from datasetgan.pipeline import labeler_from_config
 from datasources.toy import ToySettings
-from inverse_graphics.viewpoint import azimuth_error, estimate_cameras, load_viewpoint
+from inverse_graphics.viewpoint import azimuth_certainty, azimuth_error, decode, load_viewpoint, viewpoint_outputs
 from inverse_graphics.views import CAMERA_KEYS, match_keypoint_names, mean_car_keypoints
 
 SECTORS = {"right side": 0, "front": 90, "left side": 180, "rear": 270}  # centres of 90-degree sectors
 SIZE = 64
 FIRST_HELD_OUT = 1250  # labelled renders 1,000-1,249 train interpreter_limits.py's reader; the first 16 are annotated
 FAR = 0.25  # misfit: a label this far off (share of the side), or left without a name, counts this far
+KEPT = (0.9, 0.8, 0.7)  # shares of views kept by certainty (part 2 and 3)
 ALTERNATIVES = {"turned 180 deg": lambda azimuth: azimuth + 180, "mirrored front to rear": lambda azimuth: -azimuth}
 
 
@@ -67,6 +70,12 @@ def settled(keypoints: np.ndarray, cameras: np.ndarray, fit: np.ndarray, alterna
     return np.where((misfit(keypoints, other) < fit)[:, None], other, cameras)
 
 
+def regress(regressor, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """images: uint8 (N, S, S, 3) -> the regressor's cameras float (N, 4) and certainty float (N,)."""
+    outputs = viewpoint_outputs(regressor, images)
+    return decode(outputs, regressor.config).numpy(), azimuth_certainty(outputs, regressor.config).numpy()
+
+
 def sector_shares(azimuths: np.ndarray) -> str:
     """Share of azimuths (degrees) within 45 degrees of each SECTORS centre, formatted."""
     return "".join(f"{np.mean(np.abs((azimuths - c + 180) % 360 - 180) < 45):12.2f}" for c in SECTORS.values())
@@ -94,11 +103,11 @@ def main() -> None:
     truth = torch.tensor([[s.meta["camera"][k] for k in CAMERA_KEYS] for s in renders])
     with torch.no_grad():
         redrawn = backbone.synthesize(inverted.ws, seeds=inverted.noise_seeds)
-    cameras = estimate_cameras(regressor, image_at_label_grid(redrawn.image, (SIZE, SIZE))).numpy()
+    cameras, certainty = regress(regressor, image_at_label_grid(redrawn.image, (SIZE, SIZE)))
     labels = {"keypoint interpreter": label_keypoints(redrawn), "renders' exact keypoints": np.stack(
         [s.keypoints for s in renders])}
     print(f"{args.held_out} inverted labelled renders, azimuth error against the true cameras:")
-    on_renders = estimate_cameras(regressor, torch.from_numpy(np.stack([s.image for s in renders]))).numpy()
+    on_renders = regress(regressor, torch.from_numpy(np.stack([s.image for s in renders])))[0]
     fits = {source: misfit(keypoints, cameras) for source, keypoints in labels.items()}
     estimates = {"regressor on the renders themselves": on_renders, "regressor": cameras}
     for turn, alternative in ALTERNATIVES.items():
@@ -112,21 +121,31 @@ def main() -> None:
     rear = torch.abs((truth[:, 0] - 270 + 180) % 360 - 180) < 45
     print(f"  of the {int(off.sum())} redraws more than 90 deg off: {int((off & turned).sum())} within 45 deg of their "
           f"camera turned 180 deg, {int((off & rear).sum())} rear views (true azimuth within 45 deg of 270)")
+    off = off.numpy()
+    print(f"  certainty: median {np.median(certainty[off]):.3f} on those, {np.median(certainty[~off]):.3f} on the rest")
+    for share in KEPT:
+        kept = certainty >= np.quantile(certainty, 1 - share)
+        print(f"  kept above the {1 - share:.1f} quantile of certainty ({kept.sum()} views): more than 90 deg off "
+              f"{off[kept].mean():.2f}, of all those off {off[kept].sum() / max(off.sum(), 1):.2f} kept")
 
     test = toy_split(args.data, "test", 250, settings)
     test_images = torch.from_numpy(np.stack([s.image for s in test]))
     print(f"{'share of views by azimuth':<44}" + "".join(f"{name:>12}" for name in SECTORS))
     print(f"{'250 test renders, true cameras':<44}"
           + sector_shares(np.array([s.meta["camera"]["azimuth"] for s in test])))
-    print(f"{'250 test renders, regressor':<44}" + sector_shares(estimate_cameras(regressor, test_images)[:, 0].numpy()))
+    print(f"{'250 test renders, regressor':<44}" + sector_shares(regress(regressor, test_images)[0][:, 0]))
     for psi in args.psi or [0.7]:
         backbone.truncation = Truncation(psi)
-        cameras = []
+        cameras, certainty = [], []
         for start in tqdm(range(0, args.samples, 50), desc=f"samples psi {psi}", unit="batch"):
             sample = backbone.sample(list(range(start, min(start + 50, args.samples))))
-            cameras.append(estimate_cameras(regressor, image_at_label_grid(sample.image, (SIZE, SIZE))).numpy())
-        print(f"{f'{args.samples} GAN samples psi {psi}, regressor':<44}"
-              + sector_shares(np.concatenate(cameras)[:, 0]))
+            estimated = regress(regressor, image_at_label_grid(sample.image, (SIZE, SIZE)))
+            cameras.append(estimated[0]), certainty.append(estimated[1])
+        azimuths, certainty = np.concatenate(cameras)[:, 0], np.concatenate(certainty)
+        print(f"{f'{args.samples} GAN samples psi {psi}, regressor':<44}" + sector_shares(azimuths))
+        for share in KEPT:
+            kept = certainty >= np.quantile(certainty, 1 - share)
+            print(f"{f'  the {share:.0%} most certain':<44}" + sector_shares(azimuths[kept]))
 
 
 if __name__ == "__main__":

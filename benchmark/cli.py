@@ -744,6 +744,9 @@ def three_d_viewpoint(toy_root, steps, out, threads):
 @click.option("--template", type=click.Choice(TEMPLATE_SHAPES), default="ellipsoid", show_default=True,
               help="The sphere's rest shape: an ellipsoid, or shrink-wrapped onto the toy world's mean car.")
 @click.option("--refine-camera", is_flag=True, help="Let the network correct each view's camera.")
+@click.option("--camera-keep", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True,
+              help="--generated, --mixed: train on this share of the views only, those whose azimuth the viewpoint "
+                   "regressor is surest of (inverse_graphics.viewpoint.most_certain): fewer cameras turned round.")
 @click.option("--keypoint-names", type=click.Choice(["camera", "interpreter"]), default="camera", show_default=True,
               help="--generated: rename each sample's wheels, lamps and roof corners to agree with its camera "
                    "(inverse_graphics.views.match_keypoint_names), or keep the keypoint interpreter's names.")
@@ -760,7 +763,7 @@ def three_d_viewpoint(toy_root, steps, out, threads):
 @click.option("--device", default="cpu", help="cpu or cuda.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
 def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_path, viewpoint, run_dir, steps,
-                  batch, lr, encoder, template, refine_camera, keypoint_names, keypoint_loss, keypoint_scale, seed,
+                  batch, lr, encoder, template, refine_camera, camera_keep, keypoint_names, keypoint_loss, keypoint_scale, seed,
                   weights, checkpoint_every, device, threads):
     """Train the reconstructor through the differentiable renderer from exactly one source. The
     architecture and settings are part of the run, so a resume must repeat them.
@@ -779,13 +782,15 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
     from inverse_graphics.reconstructor import ReconstructorConfig
     from inverse_graphics.template import TemplateSettings
     from inverse_graphics.training import ReconstructorTrainer, TrainSettings
-    from inverse_graphics.viewpoint import estimate_cameras, load_viewpoint
+    from inverse_graphics.viewpoint import estimate_cameras, load_viewpoint, most_certain
     from inverse_graphics.views import mixed_views, synthetic_views, toy_folder_views
 
     if threads:
         torch.set_num_threads(threads)
     if sum(x is not None for x in (toy_root, generated, cars)) != 1:
         raise click.UsageError("give exactly one source: --toy, --generated or --mixed")
+    if toy_root and camera_keep < 1:
+        raise click.UsageError("--camera-keep is for the sources whose cameras are estimated: --generated, --mixed")
     try:
         config = ReconstructorConfig(encoder=encoder, template=TemplateSettings(shape=template))
     except ValueError as e:
@@ -815,6 +820,9 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
             views = mixed_views(backbone, labeler, cameras, list(range(cars)), views_per_car, view_layers,
                                 config.image_size)
             source = f"mixed:{config_path}:{cars}x{views_per_car}"
+        if camera_keep < 1:
+            views = views.take(most_certain(regressor, views.images, camera_keep))
+            source += f", the {camera_keep:.0%} most certain cameras"
     settings = TrainSettings(batch=batch, lr=lr, seed=seed, refine_camera=refine_camera, keypoint_loss=keypoint_loss,
                              keypoint_scale=keypoint_scale, weights=loss_weights)
     trainer = ReconstructorTrainer(_writable_dir(run_dir), views, config, settings, device, source)

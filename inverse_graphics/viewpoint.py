@@ -122,13 +122,37 @@ def train_viewpoint(views: Views, steps: int, config: ViewpointConfig = Viewpoin
     return model.eval()
 
 
+def azimuth_certainty(outputs: Tensor, config: ViewpointConfig) -> Tensor:
+    """outputs: float (N, config.outputs) -> float (N,) in (0, 1]: the softmax mass of the azimuth bins within 90
+    degrees of the likeliest one. Low where the regressor cannot tell a view from the one turned round (a front
+    and a rear view), which a camera decoded from the likeliest bin does not show."""
+    bins = config.azimuth_bins
+    probability = outputs[:, :bins].softmax(1)
+    offset = (torch.arange(bins) - probability.argmax(1, keepdim=True)) % bins   # (N, bins) in bins from the best
+    near = torch.minimum(offset, bins - offset) * (360 / bins) < 90
+    return (probability * near).sum(1)
+
+
 @torch.no_grad()
-def estimate_cameras(model: ViewpointRegressor, images: Tensor, batch: int = 256) -> Tensor:
-    """images: uint8 (N, S, S, 3) -> cameras float (N, 4) azimuth, elevation, distance, fov (CPU)."""
+def viewpoint_outputs(model: ViewpointRegressor, images: Tensor, batch: int = 256) -> Tensor:
+    """images: uint8 (N, S, S, 3) -> the regressor's outputs float (N, config.outputs) (CPU)."""
     model.eval()
     device = next(model.parameters()).device
-    outputs = [model(chunk.permute(0, 3, 1, 2).float().div(255).to(device)).cpu() for chunk in images.split(batch)]
-    return decode(torch.cat(outputs), model.config)
+    return torch.cat([model(chunk.permute(0, 3, 1, 2).float().div(255).to(device)).cpu()
+                      for chunk in images.split(batch)])
+
+
+def estimate_cameras(model: ViewpointRegressor, images: Tensor, batch: int = 256) -> Tensor:
+    """images: uint8 (N, S, S, 3) -> cameras float (N, 4) azimuth, elevation, distance, fov (CPU)."""
+    return decode(viewpoint_outputs(model, images, batch), model.config)
+
+
+def most_certain(model: ViewpointRegressor, images: Tensor, share: float) -> Tensor:
+    """images: uint8 (N, S, S, 3) -> int64 (K,) rows, in order, of the views whose azimuth the regressor is surest
+    of (azimuth_certainty), K = round(share * N), at least 1: drops the views it may have turned round."""
+    certainty = azimuth_certainty(viewpoint_outputs(model, images), model.config)
+    kept = max(1, round(share * len(images)))
+    return certainty.argsort(descending=True, stable=True)[:kept].sort().values
 
 
 def azimuth_error(estimated: Tensor, truth: Tensor) -> Tensor:

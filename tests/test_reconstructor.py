@@ -25,8 +25,9 @@ from inverse_graphics.reconstructor import (Reconstructor, ReconstructorConfig, 
 from inverse_graphics.render import render_uv_mesh, sample_uv
 from inverse_graphics.template import Template, TemplateSettings
 from inverse_graphics.training import ReconstructorTrainer, TrainSettings, loss_terms
-from inverse_graphics.viewpoint import (ViewpointConfig, azimuth_error, decode, encode, estimate_cameras,
-                                        load_viewpoint, mirrored, save_viewpoint, train_viewpoint, viewpoint_loss)
+from inverse_graphics.viewpoint import (ViewpointConfig, azimuth_certainty, azimuth_error, decode, encode,
+                                        estimate_cameras, load_viewpoint, mirrored, most_certain, save_viewpoint,
+                                        train_viewpoint, viewpoint_loss, ViewpointRegressor)
 from inverse_graphics.views import CAMERA_KEYS, Views, match_keypoint_names, mixed_views, synthetic_views, toy_views
 
 TINY = ReconstructorConfig(encoder="resnet10", texture_size=8)
@@ -399,6 +400,23 @@ def test_viewpoint_regressor_targets_training_and_checkpoint(views, tmp_path):
         load_viewpoint(tmp_path / "junk.pt")
 
 
+def test_certainty_marks_views_the_regressor_may_have_turned_round(views):
+    config = ViewpointConfig()
+    sure = _outputs_for(torch.tensor([[40.0, 0.0, 8.0, 30.0]] * 3), config)
+    turned = _outputs_for(torch.tensor([[220.0, 0.0, 8.0, 30.0]]), config)
+    sure[1, :config.azimuth_bins] = (sure[1] + turned[0])[:config.azimuth_bins]  # front or rear, evenly
+    bins = sure[2, :config.azimuth_bins].clone()
+    sure[2, :config.azimuth_bins] = bins.roll(-1) + bins + bins.roll(1)  # unsure between neighbours only
+    certainty = azimuth_certainty(sure, config)
+    assert certainty[0] > 0.999 and abs(certainty[1] - 0.5) < 1e-3 and certainty[2] > 0.99
+    model = train_viewpoint(views, steps=2, batch=4)
+    rows = most_certain(model, views.images, 0.6)  # 8 views: the 5 most certain, in order
+    certainty = azimuth_certainty(model(views.images.permute(0, 3, 1, 2).float().div(255)), model.config)
+    dropped = torch.ones(len(views), dtype=torch.bool).index_fill(0, rows, False)
+    assert rows.tolist() == sorted(rows.tolist()) and len(rows) == 5
+    assert certainty[rows].min() >= certainty[dropped].max()
+
+
 def _tiny_backbone():
     torch.manual_seed(0)
     return Backbone(Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=8, channel_base=32, channel_max=8,
@@ -425,6 +443,24 @@ def test_synthetic_views_read_a_factory_folder(tmp_path):
     generate(_tiny_backbone(), box_labeler, CAR_5, tmp_path / "car5", FactorySettings(num=1), (8, 8))
     with pytest.raises(DatasetFormatError, match="car-12"):
         synthetic_views(tmp_path / "car5", fixed_cameras, size=64)
+
+
+def test_3d_train_keeps_the_most_certain_cameras(tmp_path):
+    from click.testing import CliRunner
+
+    from benchmark.cli import cli
+
+    generate(_tiny_backbone(), box_labeler, CAR_12, tmp_path / "synthetic", FactorySettings(num=4, filter_ratio=0.0),
+             (8, 8))
+    torch.manual_seed(0)
+    save_viewpoint(tmp_path / "viewpoint.pt", ViewpointRegressor(ViewpointConfig()))
+    args = ["3d", "train", "--run", str(tmp_path / "run"), "--steps", "1", "--batch", "2", "--camera-keep", "0.5"]
+    result = CliRunner().invoke(cli, args + ["--generated", str(tmp_path / "synthetic"), "--viewpoint",
+                                             str(tmp_path / "viewpoint.pt"), "--weight", "keypoints=0"])
+    assert result.exit_code == 0, result.output
+    assert "(step 1, 2 views)" in result.output
+    result = CliRunner().invoke(cli, args + ["--toy", str(tmp_path / "synthetic")])  # refused before any reading
+    assert result.exit_code == 2 and "--camera-keep is for the sources whose cameras are estimated" in result.output
 
 
 def test_keypoint_names_are_matched_to_the_camera():
