@@ -750,6 +750,9 @@ def three_d_viewpoint(toy_root, steps, out, threads):
 @click.option("--keypoint-names", type=click.Choice(["camera", "interpreter"]), default="camera", show_default=True,
               help="--generated: rename each sample's wheels, lamps and roof corners to agree with its camera "
                    "(inverse_graphics.views.match_keypoint_names), or keep the keypoint interpreter's names.")
+@click.option("--rename-reach", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="--keypoint-names camera: drop a keypoint given another name than the interpreter's when it lies "
+                   "farther than this share of the image side from where the mean car shows the new name.")
 @click.option("--keypoint-loss", type=click.Choice(KEYPOINT_LOSSES), default="cauchy", show_default=True,
               help="Projected keypoints: Cauchy (labels beyond --keypoint-scale hardly pull: the optimum is where "
                    "most labels agree), mean pixel distance (median-seeking), or mean squared distance.")
@@ -763,8 +766,8 @@ def three_d_viewpoint(toy_root, steps, out, threads):
 @click.option("--device", default="cpu", help="cpu or cuda.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for PyTorch.")
 def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_path, viewpoint, run_dir, steps,
-                  batch, lr, encoder, template, refine_camera, camera_keep, keypoint_names, keypoint_loss, keypoint_scale, seed,
-                  weights, checkpoint_every, device, threads):
+                  batch, lr, encoder, template, refine_camera, camera_keep, keypoint_names, rename_reach, keypoint_loss,
+                  keypoint_scale, seed, weights, checkpoint_every, device, threads):
     """Train the reconstructor through the differentiable renderer from exactly one source. The
     architecture and settings are part of the run, so a resume must repeat them.
 
@@ -810,8 +813,10 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
         cameras = functools.partial(estimate_cameras, regressor)
         if generated:
             views = synthetic_views(generated, cameras, config.image_size, need_keypoints=loss_weights.keypoints > 0,
-                                    match_names=keypoint_names == "camera")
+                                    match_names=keypoint_names == "camera", rename_reach=rename_reach)
             source = f"generated:{generated}" + (", keypoint names by camera" if keypoint_names == "camera" else "")
+            if rename_reach is not None:
+                source += f", renamed within {rename_reach:g}"
         else:
             from datasetgan.pipeline import labeler_from_config, project_path
 

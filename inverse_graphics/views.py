@@ -124,14 +124,17 @@ def mean_car_keypoints(cameras: np.ndarray, size: int) -> np.ndarray:
     return np.stack([keypoints_in_view(car, dict(zip(CAMERA_KEYS, map(float, c))), size) for c in cameras])
 
 
-def match_keypoint_names(keypoints: np.ndarray, cameras: np.ndarray, size: int) -> np.ndarray:
+def match_keypoint_names(keypoints: np.ndarray, cameras: np.ndarray, size: int,
+                         rename_reach: float | None = None) -> np.ndarray:
     """keypoints: float (N, P, 3) rows (x, y, visible) in pixels of size x size views; cameras: float (N, 4)
     CAMERA_KEYS. Returns them renamed within each group of KEYPOINT_LOOKALIKES: a view's visible keypoints of a
     group go to those of the group's names that the toy world's mean car shows under the view's camera, by a
     min-cost assignment on the squared pixel distance to where the mean car shows them; keypoints left over
-    (more found than shown) are marked hidden. Why: an interpreter that finds a wheel can still call it the
-    wrong one (GAN features barely tell a car's sides apart); the camera the reconstructor trains with decides
-    the names."""
+    (more found than shown) are marked hidden, and so, with rename_reach (a share of the side), is a keypoint
+    given another name than its own that lies farther than that from where the mean car shows the new name.
+    Why: an interpreter that finds a wheel can still call it the wrong one (GAN features barely tell a car's
+    sides apart); the camera the reconstructor trains with decides the names. But a keypoint found where the
+    camera hides its name may be no keypoint at all, and renaming it should not make it a far-off label."""
     index = {name: k for k, name in enumerate(KEYPOINT_NAMES)}
     groups = [np.array([index[name] for name in group]) for group in KEYPOINT_LOOKALIKES]
     out = np.array(keypoints, np.float32)
@@ -141,17 +144,20 @@ def match_keypoint_names(keypoints: np.ndarray, cameras: np.ndarray, size: int) 
             labelled, chosen = linear_sum_assignment(
                 np.square(view[found, None, :2] - expected[None, shown, :2]).sum(-1))
             rows = view[found[labelled]]
+            if rename_reach is not None:
+                far = np.linalg.norm(rows[:, :2] - expected[shown[chosen], :2], axis=1) > rename_reach * size
+                rows[far & (found[labelled] != shown[chosen]), 2] = 0
             view[names, 2] = 0
             view[shown[chosen]] = rows
     return out
 
 
 def synthetic_views(root: str | Path, estimate_cameras, size: int, need_keypoints: bool = False,
-                    match_names: bool = True) -> Views:
+                    match_names: bool = True, rename_reach: float | None = None) -> Views:
     """The kept samples of a label factory folder (`benchmark generate`), resized to size x size
     (bilinear images, nearest labels), cameras from estimate_cameras: uint8 (N, S, S, 3) -> float
     (N, 4); the samples' keypoints (generate --keypoints-config) scaled to size and, with match_names, renamed
-    to agree with the cameras (match_keypoint_names), or none (visible 0), which need_keypoints refuses before
+    to agree with the cameras (match_keypoint_names, with rename_reach), or none (visible 0), which need_keypoints refuses before
     any work."""
     index = Path(root) / "index.json"
     dataset = SyntheticDataset(root)
@@ -176,7 +182,7 @@ def synthetic_views(root: str | Path, estimate_cameras, size: int, need_keypoint
             keypoints.append(sample.keypoints * [size / sample.labels.shape[1], size / sample.labels.shape[0], 1])
     cameras = estimate_cameras(torch.from_numpy(np.stack(images))).numpy()
     if match_names and dataset.keypoint_names:
-        keypoints = list(match_keypoint_names(np.stack(keypoints), cameras, size))
+        keypoints = list(match_keypoint_names(np.stack(keypoints), cameras, size, rename_reach))
     return _stack(images, labels, keypoints, cameras.tolist())
 
 

@@ -480,6 +480,19 @@ def test_keypoint_names_are_matched_to_the_camera():
         assert ((matched[..., 2] > 0) <= visible).all()   # renamed or hidden, never invented
         assert (same & visible).sum() >= 0.8 * visible.sum() and (same | ~(matched[..., 2] > 0)).all()
     assert np.abs(truth[:, swap, :2] - truth[..., :2]).max(-1)[visible].mean() > 5   # the swap did rename them
+    # a right mirror found where the camera shows only the left one, far from it: renamed, or with a reach dropped
+    left, right = KEYPOINT_NAMES.index("mirror_left"), KEYPOINT_NAMES.index("mirror_right")
+    view, other_view = np.flatnonzero(visible[:, left] & ~visible[:, right])[:2]
+    given = truth.copy()
+    given[view, left, 2], given[view, right] = 0, given[view, left] + [20, 0, 0]
+    given[other_view, left, 0] += 20  # as far off under its own name: kept
+    for reach, kept in ((None, True), (0.125, False)):
+        matched = match_keypoint_names(given, cameras, 64, rename_reach=reach)
+        assert (matched[view, left, 2] > 0) == kept and matched[view, right, 2] == 0
+        np.testing.assert_array_equal(matched[other_view, left], given[other_view, left])
+    for given in (truth, truth[:, swap]):   # exact keypoints lie within reach of their names
+        np.testing.assert_array_equal(match_keypoint_names(given, cameras, 64, 0.125),
+                                      match_keypoint_names(given, cameras, 64))
 
 
 def corner_keypointer(sample):
