@@ -6,7 +6,9 @@ regressor's cameras (what `3d train --generated` trains on), and in the exact la
 that mixes up left and right, or front and rear, shows pairs the renders never have. Then, on the renders under
 the regressor's cameras: the share of visible keypoints whose name matching keeps, and whose name it restores
 after every left and right name (and front and rear wheel) is swapped. Last, how far the labels that remain
-lie from where the mean car shows their keypoint under the camera: the noise that names cannot fix.
+lie from where the mean car shows their keypoint under the camera: the noise that names cannot fix, with and
+without the trainer's --rename-reach (a keypoint the camera renames is dropped when it lies farther than that from
+its new name).
 
     python bench/keypoint_sides.py --generated data/synthetic-toy-2000 --toy data/toy-labelled
 """
@@ -21,7 +23,8 @@ import numpy as np
 from datasources.toy import KEYPOINT_NAMES
 from datasources.toy.car import swapped_keypoints
 from inverse_graphics.viewpoint import estimate_cameras, load_viewpoint
-from inverse_graphics.views import match_keypoint_names, mean_car_keypoints, synthetic_views, toy_folder_views
+from inverse_graphics.views import (RENAME_REACH, match_keypoint_names, mean_car_keypoints, synthetic_views,
+                                   toy_folder_views)
 
 SIZE = 64  # the reconstructor's and viewpoint regressor's views
 
@@ -52,11 +55,12 @@ def main() -> None:
     parser.add_argument("--toy", required=True, help="a toy split folder (exact keypoints and cameras)")
     parser.add_argument("--viewpoint", default="checkpoints/toy-viewpoint.pt", help="benchmark 3d viewpoint")
     parser.add_argument("--n", type=int, default=1000, help="samples of each")
+    parser.add_argument("--rename-reach", type=float, default=RENAME_REACH, help="as 3d train's (inf: no limit)")
     args = parser.parse_args()
     cameras = functools.partial(estimate_cameras, load_viewpoint(args.viewpoint))
     generated = synthetic_views(args.generated, cameras, SIZE, match_names=False).take(slice(0, args.n))
     generated_kp = generated.keypoints.numpy()
-    matched = match_keypoint_names(generated_kp, generated.cameras.numpy(), SIZE)
+    matched = match_keypoint_names(generated_kp, generated.cameras.numpy(), SIZE, args.rename_reach)
     renders = toy_folder_views(args.toy).take(slice(0, args.n))
     truth, estimated = renders.keypoints.numpy(), cameras(renders.images).numpy()
     sets = {"generated": generated_kp > 0, "matched": matched > 0, "renders": truth > 0}
@@ -65,18 +69,21 @@ def main() -> None:
     for a, b in combinations(wheels, 2):
         shares = [(v[:, a, 2] & v[:, b, 2]).mean() for v in sets.values()]
         print(f"{KEYPOINT_NAMES[a] + ' + ' + KEYPOINT_NAMES[b]:<38}" + "".join(f"{s:10.2f}" for s in shares))
-    print(f"renders, regressor's cameras: names kept {kept_share(match_keypoint_names(truth, estimated, SIZE), truth):.3f}, "
-          f"restored after a swap {kept_share(match_keypoint_names(truth[:, swapped_names()], estimated, SIZE), truth):.3f}")
-    far = {"generated (names by camera)": offsets(matched, generated.cameras.numpy()),
-           "renders (names by camera)": offsets(match_keypoint_names(truth, estimated, SIZE), estimated)}
-    print("labels more than 4 / 8 pixels from the mean car's keypoint:  "
-          + ",  ".join(f"{name} {np.nanmean(d > 4):.3f} / {np.nanmean(d > 8):.3f}"
-                       for name, d in ((n, d[~np.isnan(d)]) for n, d in far.items())))
-    print("median distance (pixels) per keypoint, generated / renders:")
-    print("  " + ", ".join(f"{name} {np.nanmedian(far['generated (names by camera)'][:, k]):.1f} / "
-                           f"{np.nanmedian(far['renders (names by camera)'][:, k]):.1f}"
-                           for k, name in enumerate(KEYPOINT_NAMES)))
-
+    restored = match_keypoint_names(truth[:, swapped_names()], estimated, SIZE, args.rename_reach)
+    print(f"renders, regressor's cameras: names kept "
+          f"{kept_share(match_keypoint_names(truth, estimated, SIZE, args.rename_reach), truth):.3f}, "
+          f"restored after a swap {kept_share(restored, truth):.3f}")
+    far = {"generated, renamed anywhere": offsets(match_keypoint_names(generated_kp, generated.cameras.numpy(), SIZE),
+                                                  generated.cameras.numpy()),
+           f"generated, renamed within {args.rename_reach:g}": offsets(matched, generated.cameras.numpy()),
+           "renders": offsets(match_keypoint_names(truth, estimated, SIZE, args.rename_reach), estimated)}
+    print("labels named by camera, more than 4 / 8 pixels from the mean car's keypoint (share; labels):")
+    for name, d in far.items():
+        shown = d[~np.isnan(d)]
+        print(f"  {name:<36} {np.mean(shown > 4):.3f} / {np.mean(shown > 8):.3f}   {len(shown)}")
+    print("median distance (pixels) per keypoint, " + " / ".join(far) + ":")
+    print("\n".join(f"  {name:<18}" + " / ".join(f"{np.nanmedian(d[:, k]):4.1f}" for d in far.values())
+                    for k, name in enumerate(KEYPOINT_NAMES)))
 
 if __name__ == "__main__":
     main()

@@ -26,6 +26,7 @@ from .camera import assert_shape
 
 CAMERA_KEYS = ("azimuth", "elevation", "distance", "fov")
 VIEW_SEEDS = 1_000_000_000  # first seed of the viewpoint donors of mixed_views
+RENAME_REACH = 0.125  # match_keypoint_names: keeps 99.6% of exact render labels (bench/keypoint_sides.py)
 
 
 @dataclass(frozen=True)
@@ -157,8 +158,8 @@ def synthetic_views(root: str | Path, estimate_cameras, size: int, need_keypoint
     """The kept samples of a label factory folder (`benchmark generate`), resized to size x size
     (bilinear images, nearest labels), cameras from estimate_cameras: uint8 (N, S, S, 3) -> float
     (N, 4); the samples' keypoints (generate --keypoints-config) scaled to size and, with match_names, renamed
-    to agree with the cameras (match_keypoint_names, with rename_reach), or none (visible 0), which need_keypoints refuses before
-    any work."""
+    to agree with the cameras (match_keypoint_names, with rename_reach), or none (visible 0), which need_keypoints
+    refuses before any work."""
     index = Path(root) / "index.json"
     dataset = SyntheticDataset(root)
     classes = getattr(dataset, "classes", None)  # keypoint-only folders have none
