@@ -134,7 +134,7 @@ METRICS = {"chamfer_over_length": "Chamfer / length", "keypoint_error_over_lengt
 def table_row(record: dict, folder) -> dict:
     """A `3d eval` record (as written to record.json) and its folder -> its metrics with the table row's `source`,
     the training `seed` and `record`. Rows are split by what a run was trained on and by template, perceptual
-    weight and keypoint loss where those differ from the defaults."""
+    weight, keypoint loss and camera refinement where those differ from the defaults."""
     row = {**{m: record[m] for m in METRICS}, "record": str(folder)}
     if record["trained"] is None:
         return {**row, "source": "toy world's mean car (no image)", "seed": 0}
@@ -144,7 +144,8 @@ def table_row(record: dict, folder) -> dict:
     loss = keypoint_loss_name(settings)
     source = record["trained"].get("source", "?") + ("" if shape == "ellipsoid" else f", {shape} template") + \
         (f", perceptual loss {perceptual:g}" if perceptual else "") + \
-        ("" if loss == keypoint_loss_name(asdict(TrainSettings())) else f", {loss} keypoint loss")
+        ("" if loss == keypoint_loss_name(asdict(TrainSettings())) else f", {loss} keypoint loss") + \
+        (", cameras refined" if settings.get("refine_camera") else "")
     return {**row, "source": source, "seed": settings.get("seed", 0)}
 
 

@@ -328,8 +328,8 @@ def test_evaluate_reports_every_figure():
 
 def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp_path):
     """Two seeds of one source make one row (mean and seed std), another source its own row (a run trained before
-    the keypoint loss was an option is named squared, one of another loss than the default by it); --mean-car adds
-    the prior's row first."""
+    the keypoint loss was an option is named squared, one of another loss than the default by it, and so on);
+    --mean-car adds the prior's row first."""
     import pandas as pd
     from click.testing import CliRunner
 
@@ -341,7 +341,8 @@ def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp
     for i, (source, settings) in enumerate([("toy:a", {"seed": 0, **cauchy}), ("toy:a", {"seed": 1, **cauchy}),
                                             ("generated:b", {"seed": 0}),
                                             ("toy:a", {"seed": 0, **cauchy, "keypoint_scale": 0.025}),
-                                            ("toy:a", {"seed": 0, "keypoint_loss": "distance"})]):
+                                            ("toy:a", {"seed": 0, "keypoint_loss": "distance",
+                                                       "refine_camera": True})]):
         torch.manual_seed(i)
         save_reconstructor(tmp_path / f"r{i}.pt", Reconstructor(TINY), {"source": source, "settings": settings})
         args += ["--checkpoint", str(tmp_path / f"r{i}.pt")]
@@ -349,7 +350,8 @@ def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp
     assert result.exit_code == 0, result.output
     table = pd.read_csv(tmp_path / "tables" / "3d.csv", dtype={"seeds": str})
     assert table.source.tolist() == ["toy world's mean car (no image)", "toy:a", "generated:b, squared keypoint loss",
-                                     "toy:a, cauchy 0.025 keypoint loss", "toy:a, distance keypoint loss"]
+                                     "toy:a, cauchy 0.025 keypoint loss",
+                                     "toy:a, distance keypoint loss, cameras refined"]
     assert table.seeds.tolist() == ["0", "0 1", "0", "0", "0"]
     assert 0 < table["silhouette_iou_input"][1] <= 1 and table["silhouette_iou_input_seed_std"][1] >= 0   # two seeds
     assert np.isnan(table["silhouette_iou_input_seed_std"][2]) and len(table.records[1].split()) == 2
