@@ -744,7 +744,9 @@ def three_d_viewpoint(toy_root, steps, out, threads):
 @click.option("--encoder", default="resnet10", help="resnet10 (a checkpoint under 20 MB) or resnet18 (about 26 MB).")
 @click.option("--template", type=click.Choice(TEMPLATE_SHAPES), default="ellipsoid", show_default=True,
               help="The sphere's rest shape: an ellipsoid, or shrink-wrapped onto the toy world's mean car.")
-@click.option("--refine-camera", is_flag=True, help="Let the network correct each view's camera.")
+@click.option("--refine-camera/--fixed-camera", default=None,
+              help="Let the network correct each view's camera (within 15 degrees of azimuth, 10 of elevation, 10% of "
+                   "distance): the default for --generated and --mixed, whose cameras are estimated; fixed for --toy.")
 @click.option("--camera-keep", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0, show_default=True,
               help="--generated, --mixed: train on this share of the views only, those whose azimuth the viewpoint "
                    "regressor is surest of (inverse_graphics.viewpoint.most_certain): fewer cameras turned round.")
@@ -776,7 +778,7 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
     \b
     Examples:
       benchmark 3d train --toy data/toy-labelled --run runs/recon-toy --encoder resnet10
-      benchmark 3d train --generated synthetic/toy --run runs/recon-gan --refine-camera
+      benchmark 3d train --generated synthetic/toy --run runs/recon-gan
     """
     import dataclasses
     import functools
@@ -794,6 +796,8 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
         torch.set_num_threads(threads)
     if sum(x is not None for x in (toy_root, generated, cars)) != 1:
         raise click.UsageError("give exactly one source: --toy, --generated or --mixed")
+    if refine_camera is None:
+        refine_camera = not toy_root
     if toy_root and camera_keep < 1:
         raise click.UsageError("--camera-keep is for the sources whose cameras are estimated: --generated, --mixed")
     try:
