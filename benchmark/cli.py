@@ -844,8 +844,9 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
 
 
 @three_d.command("eval")
-@click.option("--checkpoint", "checkpoints", multiple=True, default=[str(TOY_RECONSTRUCTOR)],
-              type=click.Path(dir_okay=False), help="Reconstructor checkpoint(s); one table row each.")
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(dir_okay=False),
+              help="Reconstructor checkpoint(s); one table row per source. Without --checkpoint, --record and "
+                   "--mean-car: the shipped reconstructor.")
 @click.option("--seeds", default="0-49", help="Toy seeds: the test split is 0-249; for choices, validate on seeds no "
                                               "model trains on, e.g. 2009000-2009099 (unlabelled split, past the "
                                               "GAN's 6,000).")
@@ -875,6 +876,8 @@ def three_d_eval(checkpoints, seeds, points, out, tables_dir, mean_car, record_d
     from inverse_graphics.reconstructor import load_reconstructor
 
     seed_list = parse_seeds(seeds)
+    if not (checkpoints or record_dirs or mean_car):
+        checkpoints = [str(TOY_RECONSTRUCTOR)]
     records = []
     for folder in record_dirs:
         record = _existing_record(folder, "--record")

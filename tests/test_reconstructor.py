@@ -370,6 +370,11 @@ def test_3d_eval_command_writes_a_record_per_checkpoint_and_a_row_per_source(tmp
     assert remade.keypoint_error_over_length[1] == pytest.approx(table.keypoint_error_over_length[1])
     result = CliRunner().invoke(cli, again[:2] + ["--seeds", "4"] + again[4:])
     assert result.exit_code != 0 and "scored other seeds" in result.output
+    # Records alone rebuild a table: nothing is scored, no record written.
+    result = CliRunner().invoke(cli, again[:10] + [a for k in kept for a in ("--record", k)])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "again" / "3d.csv").source.tolist() == remade.source.tolist()
+    assert len(list((tmp_path / "records").glob("*/record.json"))) == 7
 
 
 def _outputs_for(cameras, config: ViewpointConfig) -> torch.Tensor:
