@@ -26,12 +26,20 @@ def _benchmark(*args) -> subprocess.CompletedProcess:
     return run
 
 
+def _seen(started) -> bool:
+    """started(), or False when a folder it scans vanishes under it (a job's temporary folder renamed into place)."""
+    try:
+        return started()
+    except FileNotFoundError:
+        return False
+
+
 def _kill_then_rerun(args: list, started, timeout: float = 300) -> str:
     """Start `benchmark args`, SIGKILL it as soon as started() is true, rerun it to the end; the rerun's output."""
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", *map(str, args)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=ENV)
     deadline = time.time() + timeout
-    while not started():
+    while not _seen(started):
         assert proc.poll() is None, "the job ended before it could be killed; give it more work"
         assert time.time() < deadline, "no checkpoint appeared"
         time.sleep(0.02)
