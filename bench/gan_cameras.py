@@ -8,9 +8,9 @@ and whether keypoint labels can settle its confusions. Two parts:
      the two its keypoint labels fit better (misfit below), with the keypoint interpreter's labels of the redraw and,
      as an oracle, the render's exact keypoints;
   2. whether the regressor's certainty (inverse_graphics.viewpoint.azimuth_certainty) tells the redraws it turns
-     round from the others: their share among the redraws kept above each quantile of it;
+     round from the others: their share among the most certain redraws (inverse_graphics.viewpoint.most_certain);
   3. the share of views per azimuth sector: toy test renders (true cameras, the regressor's), and fresh GAN samples
-     (seeds 0-, each --psi) under the regressor's cameras, all of them and those above each certainty quantile.
+     (seeds 0-, each --psi) under the regressor's cameras, all of them and the most certain.
 Azimuth 0 looks at the car's right side, 90 at its front, 180 at its left side, 270 at its rear.
 
     python bench/gan_cameras.py --psi 0.7
@@ -30,7 +30,8 @@ from datasetgan.factory import image_at_label_grid
 from datasetgan.inversion import InversionSettings, invert
 from datasetgan.pipeline import labeler_from_config
 from datasources.toy import ToySettings
-from inverse_graphics.viewpoint import azimuth_certainty, azimuth_error, decode, load_viewpoint, viewpoint_outputs
+from inverse_graphics.viewpoint import (azimuth_certainty, azimuth_error, decode, load_viewpoint, most_certain,
+                                        viewpoint_outputs)
 from inverse_graphics.views import CAMERA_KEYS, match_keypoint_names, mean_car_keypoints
 
 SECTORS = {"right side": 0, "front": 90, "left side": 180, "rear": 270}  # centres of 90-degree sectors
@@ -124,8 +125,8 @@ def main() -> None:
     off = off.numpy()
     print(f"  certainty: median {np.median(certainty[off]):.3f} on those, {np.median(certainty[~off]):.3f} on the rest")
     for share in KEPT:
-        kept = certainty >= np.quantile(certainty, 1 - share)
-        print(f"  kept above the {1 - share:.1f} quantile of certainty ({kept.sum()} views): more than 90 deg off "
+        kept = most_certain(torch.from_numpy(certainty), share).numpy()
+        print(f"  the {share:.0%} most certain ({len(kept)} views): more than 90 deg off "
               f"{off[kept].mean():.2f}, of all those off {off[kept].sum() / max(off.sum(), 1):.2f} kept")
 
     test = toy_split(args.data, "test", 250, settings)
@@ -144,7 +145,7 @@ def main() -> None:
         azimuths, certainty = np.concatenate(cameras)[:, 0], np.concatenate(certainty)
         print(f"{f'{args.samples} GAN samples psi {psi}, regressor':<44}" + sector_shares(azimuths))
         for share in KEPT:
-            kept = certainty >= np.quantile(certainty, 1 - share)
+            kept = most_certain(torch.from_numpy(certainty), share).numpy()
             print(f"{f'  the {share:.0%} most certain':<44}" + sector_shares(azimuths[kept]))
 
 

@@ -789,7 +789,8 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
     from inverse_graphics.reconstructor import ReconstructorConfig
     from inverse_graphics.template import TemplateSettings
     from inverse_graphics.training import ReconstructorTrainer, TrainSettings
-    from inverse_graphics.viewpoint import estimate_cameras, load_viewpoint, most_certain
+    from inverse_graphics.viewpoint import (azimuth_certainty, estimate_cameras, load_viewpoint, most_certain,
+                                            viewpoint_outputs)
     from inverse_graphics.views import mixed_views, synthetic_views, toy_folder_views
 
     if threads:
@@ -832,7 +833,8 @@ def three_d_train(toy_root, generated, cars, views_per_car, view_layers, config_
                                 config.image_size)
             source = f"mixed:{config_path}:{cars}x{views_per_car}"
         if camera_keep < 1:
-            views = views.take(most_certain(regressor, views.images, camera_keep))
+            certainty = azimuth_certainty(viewpoint_outputs(regressor, views.images), regressor.config)
+            views = views.take(most_certain(certainty, camera_keep))
             source += f", the {camera_keep:.0%} most certain cameras"
     settings = TrainSettings(batch=batch, lr=lr, seed=seed, refine_camera=refine_camera, keypoint_loss=keypoint_loss,
                              keypoint_scale=keypoint_scale, weights=loss_weights)

@@ -147,11 +147,10 @@ def estimate_cameras(model: ViewpointRegressor, images: Tensor, batch: int = 256
     return decode(viewpoint_outputs(model, images, batch), model.config)
 
 
-def most_certain(model: ViewpointRegressor, images: Tensor, share: float) -> Tensor:
-    """images: uint8 (N, S, S, 3) -> int64 (K,) rows, in order, of the views whose azimuth the regressor is surest
-    of (azimuth_certainty), K = round(share * N), at least 1: drops the views it may have turned round."""
-    certainty = azimuth_certainty(viewpoint_outputs(model, images), model.config)
-    kept = max(1, round(share * len(images)))
+def most_certain(certainty: Tensor, share: float) -> Tensor:
+    """certainty: float (N,) (azimuth_certainty) -> int64 (K,) rows, in order, of the views whose azimuth the
+    regressor is surest of, K = round(share * N), at least 1: drops the views it may have turned round."""
+    kept = max(1, round(share * len(certainty)))
     return certainty.argsort(descending=True, stable=True)[:kept].sort().values
 
 

@@ -417,8 +417,8 @@ def test_certainty_marks_views_the_regressor_may_have_turned_round(views):
     certainty = azimuth_certainty(sure, config)
     assert certainty[0] > 0.999 and abs(certainty[1] - 0.5) < 1e-3 and certainty[2] > 0.99
     model = train_viewpoint(views, steps=2, batch=4)
-    rows = most_certain(model, views.images, 0.6)  # 8 views: the 5 most certain, in order
     certainty = azimuth_certainty(model(views.images.permute(0, 3, 1, 2).float().div(255)), model.config)
+    rows = most_certain(certainty, 0.6)  # 8 views: the 5 most certain, in order
     dropped = torch.ones(len(views), dtype=torch.bool).index_fill(0, rows, False)
     assert rows.tolist() == sorted(rows.tolist()) and len(rows) == 5
     assert certainty[rows].min() >= certainty[dropped].max()
