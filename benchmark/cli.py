@@ -258,11 +258,13 @@ def gan():
               help="Iterations between checkpoints (each logs the layout and colour diversity of seeds 0-63).")
 @click.option("--resume-from", type=click.Path(dir_okay=False), default=None,
               help="A training state to start from when RUN has none: another run's training.pt or the compact "
-                   "training-bf16.pt each run also writes (e.g. checkpoints/toy-gan-training-bf16.pt).")
+                   "training-bf16.pt each run also writes (e.g. checkpoints/toy-gan-training-bf16.pt); --lr may "
+                   "differ from its run's (recorded as a branch in RUN/log.json).")
 def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gamma, lr, pack, anchors,
               anchor_weight, anchor_resolution, anchor_warmup, checkpoint_every, resume_from):
     """Train the toy StyleGAN2 (64x64); resumes from RUN/training.pt (or --resume-from). Batch, R1 weight,
-    learning rate, pack and anchors are part of the run's options, so a resume must repeat them. When it stops
+    learning rate, pack and anchors are part of the run's options, so a resume must repeat them; a new RUN started
+    with --resume-from may change the learning rate (a branch, e.g. going on at a lower rate). When it stops
     it also writes RUN/training-bf16.pt, the same state at half the size, to carry the run to another machine.
 
     \b
@@ -287,6 +289,9 @@ def gan_train(data, run_dir, iterations, minutes, device, threads, batch, r1_gam
     trainer = GANTrainer(_writable_dir(run_dir), images, options, device, resume_from)
     if trainer.iteration:
         click.echo(f"resuming {run_dir} at iteration {trainer.iteration}", err=True)
+    for branch in trainer.branches:
+        click.echo(f"branched at iteration {branch['iteration']} from {branch['from']}: " +
+                   ", ".join(f"{k} {old:g} -> {new:g}" for k, (old, new) in branch["changed"].items()), err=True)
     trainer.train(iterations, checkpoint_every=checkpoint_every, minutes=minutes)
     trend = ", ".join(f"{e['iteration']}: {e['layout_diversity']:.3f} / {e.get('colour_diversity', float('nan')):.3f}"
                       for e in trainer.log[-5:])

@@ -29,6 +29,7 @@ from datasources.files import atomic_write, read_rgb, read_torch
 
 
 TOY_GAN = Path(__file__).resolve().parents[1] / "checkpoints" / "toy-car-gan.pt"  # shipped with the code
+BRANCHABLE = ("lr",)  # options a run may change when it branches off another run's state (resume_from, new folder)
 
 
 @dataclass(frozen=True)
@@ -174,25 +175,32 @@ class GANTrainer:
             raise ValueError(f"batch {options.batch} is not a multiple of pack {options.pack}")
         self.D = Discriminator(cfg.resolution, options.d_channel_base, options.d_channel_max,
                                cfg.img_channels * options.pack).to(self.device)
-        r1_ratio = options.r1_every / (options.r1_every + 1)  # lazy-regularisation correction
+        self.r1_ratio = options.r1_every / (options.r1_every + 1)  # lazy-regularisation correction of D's Adam
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=options.lr, betas=(0.0, 0.99))
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=options.lr * r1_ratio, betas=(0.0, 0.99 ** r1_ratio))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=options.lr * self.r1_ratio,
+                                      betas=(0.0, 0.99 ** self.r1_ratio))
         self.iteration = 0
         self.rng = torch.Generator().manual_seed(options.seed)
         self.log: list[dict] = []
+        self.branches: list[dict] = []  # where this run (or one it descends from) branched off with other options
         self.anchor_z, self.anchor_images = self._anchors()
         if (self.run_dir / "training.pt").exists():
             self._resume(self.run_dir / "training.pt")
         elif resume_from is not None:
-            self._resume(Path(resume_from))
+            self._resume(Path(resume_from), branch=True)
 
-    def _resume(self, path: Path) -> None:
-        """Load a training state; a bfloat16 one is cast back to each tensor's own dtype by load_state_dict."""
+    def _resume(self, path: Path, branch: bool = False) -> None:
+        """Load a training state; a bfloat16 one is cast back to each tensor's own dtype by load_state_dict. A
+        branch (another run's state, started in a new folder) may change the BRANCHABLE options, e.g. to go on at a
+        lower learning rate; the change is recorded in `branches`."""
         state = read_torch(path, "GAN training state", map_location=self.device)
         if not isinstance(state, dict) or not isinstance(state.get("options"), dict):
             raise CheckpointFormatError(f"{path}: not a training state of this trainer (no options)")
-        if _with_defaults(state["options"], _options_dict(TrainOptions())) != _options_dict(self.opt):
-            raise CheckpointFormatError(f"{path}: a run with other options; use another run folder")
+        stored, mine = _with_defaults(state["options"], _options_dict(TrainOptions())), _options_dict(self.opt)
+        free = BRANCHABLE if branch else ()
+        if any(stored[k] != mine[k] for k in mine if k not in free):
+            raise CheckpointFormatError(f"{path}: a run with other options; use another run folder" +
+                                        (f" (a branch may change only {', '.join(free)})" if branch else ""))
         try:
             for name in ("G", "G_ema", "D", "opt_G", "opt_D"):
                 getattr(self, name).load_state_dict(state[name])
@@ -200,10 +208,17 @@ class GANTrainer:
             self.rng.set_state(state["rng"].cpu())
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise CheckpointFormatError(f"{path}: not a training state of this trainer ({error})") from None
+        self.branches = list(state.get("branches", []))
+        changed = {k: [stored[k], mine[k]] for k in free if stored[k] != mine[k]}
+        if changed:
+            self.branches.append({"iteration": self.iteration, "from": str(path), "changed": changed})
+            for opt, scale in ((self.opt_G, 1.0), (self.opt_D, self.r1_ratio)):
+                for group in opt.param_groups:   # the loaded optimiser state carries the old rate
+                    group["lr"] = self.opt.lr * scale
 
     def _state(self) -> dict:
         return {"options": _options_dict(self.opt), "iteration": self.iteration, "log": self.log,
-                "rng": self.rng.get_state(), **{n: getattr(self, n).state_dict()
+                "branches": self.branches, "rng": self.rng.get_state(), **{n: getattr(self, n).state_dict()
                                                 for n in ("G", "G_ema", "D", "opt_G", "opt_D")}}
 
     def checkpoint(self) -> None:
@@ -332,7 +347,8 @@ class GANTrainer:
         another machine) and log.json (the log, readable without torch)."""
         _atomic_save(_to_bfloat16(self._state()), self.run_dir / "training-bf16.pt")
         atomic_write(self.run_dir / "log.json", lambda tmp: tmp.write_text(json.dumps(
-            {"options": _options_dict(self.opt), "iteration": self.iteration, "log": self.log}, indent=1)))
+            {"options": _options_dict(self.opt), "iteration": self.iteration, "branches": self.branches,
+             "log": self.log}, indent=1)))
 
     def _log_and_checkpoint(self, stats: dict, start: float) -> None:
         """Log the step's losses and the EMA generator's layout and colour diversity (seeds 0-63; falling toward 0

@@ -109,6 +109,25 @@ def test_a_run_carried_in_bfloat16_resumes_elsewhere(tmp_path):
     assert carried.iteration == 3 and (tmp_path / "b" / "training.pt").exists()
 
 
+def test_a_branch_goes_on_at_another_learning_rate_and_records_where(tmp_path):
+    """A run started in a new folder from another run's state may change the learning rate (and only that); the
+    optimisers take the new rate, the branch point is recorded, and the branch resumes in its own folder."""
+    _tiny_trainer(tmp_path / "a").train(2, checkpoint_every=2, grid_every=100)
+    parent = tmp_path / "a" / "training.pt"
+    branch = _tiny_trainer(tmp_path / "b", resume_from=parent, lr=0.0005)
+    assert branch.iteration == 2 and branch.opt_G.param_groups[0]["lr"] == 0.0005
+    assert branch.opt_D.param_groups[0]["lr"] == pytest.approx(0.0005 * 2 / 3)   # r1_every 2
+    assert branch.branches == [{"iteration": 2, "from": str(parent), "changed": {"lr": [0.0025, 0.0005]}}]
+    branch.train(3, checkpoint_every=1, grid_every=100)
+    assert json.loads((tmp_path / "b" / "log.json").read_text())["branches"] == branch.branches
+    again = _tiny_trainer(tmp_path / "b", lr=0.0005)
+    assert again.iteration == 3 and again.branches == branch.branches and again.opt_G.param_groups[0]["lr"] == 0.0005
+    with pytest.raises(ValueError, match="other options"):   # its own folder: the options must match
+        _tiny_trainer(tmp_path / "b")
+    with pytest.raises(ValueError, match="may change only lr"):
+        _tiny_trainer(tmp_path / "c", resume_from=parent, r1_gamma=2.0)
+
+
 def test_pacgan_discriminator_judges_packs_of_consecutive_images(tmp_path):
     trainer = _tiny_trainer(tmp_path / "a", pack=2, augment=False)
     assert trainer.D.fromrgb.weight.shape[1] == 6
