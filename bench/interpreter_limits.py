@@ -85,6 +85,8 @@ def main() -> None:
                         help="the interpreter's cross-entropy class weights")
     parser.add_argument("--inversion-steps", type=int, default=ToyInterpreterSettings.inversion_steps,
                         help="of every inversion, annotated and held out")
+    parser.add_argument("--inversion-starts", type=int, default=ToyInterpreterSettings.inversion_starts,
+                        help="starts of every inversion (datasetgan.inversion.InversionSettings.starts)")
     parser.add_argument("--samples", type=int, default=64, help="fresh samples per truncation")
     parser.add_argument("--seed", type=int, default=0, help="the reader's training seed")
     parser.add_argument("--threads", type=int, default=None)
@@ -111,7 +113,7 @@ def main() -> None:
     reader = trained_reader(labelled, k, work / f"reader-seed{args.seed}", args.seed)
 
     settings = ToyInterpreterSettings(generator=args.gan, class_weighting=args.class_weighting,
-                                      inversion_steps=args.inversion_steps)
+                                      inversion_steps=args.inversion_steps, inversion_starts=args.inversion_starts)
     config = trained(interpreter_config(labelled, list(range(ANNOTATED)), settings, work / "interpreter"), "cpu")
     if args.write_config:
         Path(args.write_config).write_text(yaml.safe_dump(config))
@@ -126,7 +128,8 @@ def main() -> None:
 
     add(f"reader on {args.held_out} renders", read(held_out.images), held_out.labels.numpy())
     images = held_out.images.permute(0, 3, 1, 2).float() / 127.5 - 1
-    inverted = invert(backbone, images, InversionSettings(steps=settings.inversion_steps), noise_seeds=list(range(HELD_OUT)))
+    inverted = invert(backbone, images, InversionSettings(steps=settings.inversion_steps, starts=settings.inversion_starts),
+                      noise_seeds=list(range(HELD_OUT)))
     redrawn = backbone.synthesize(inverted.ws, seeds=inverted.noise_seeds)
     add(f"reader on {args.held_out} inversions", read(as_uint8(redrawn.image)), held_out.labels.numpy())
     add(f"interpreter on {args.held_out} inversions", interpret(redrawn), held_out.labels.numpy())
@@ -148,7 +151,7 @@ def main() -> None:
         share[f"interpreter, samples psi {psi}"] = shares(by_interpreter, k)
 
     print(f"GAN {args.gan}; interpreter class weighting {args.class_weighting}; {args.inversion_steps} inversion "
-          f"steps; {args.held_out} inversion PSNR {float(inverted.psnr.mean()):.1f} dB; "
+          f"steps from {args.inversion_starts} start(s); {args.held_out} inversion PSNR {float(inverted.psnr.mean()):.1f} dB; "
           f"{time.time() - started:.0f} s\n")
     print("IoU (%) | " + " | ".join(classes.names) + " | mean")
     for name, row in rows.items():
@@ -159,7 +162,7 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps({
             "gan": args.gan, "held_out": args.held_out, "class_weighting": args.class_weighting,
-            "inversion_steps": args.inversion_steps, "classes": list(classes.names), "inversion_psnr": float(inverted.psnr.mean()),
+            "inversion_steps": args.inversion_steps, "inversion_starts": args.inversion_starts, "classes": list(classes.names), "inversion_psnr": float(inverted.psnr.mean()),
             "iou": {n: r.tolist() for n, r in rows.items()}, "miou": means,
             "pixel_share": {n: r.tolist() for n, r in share.items()}}, indent=1))
 

@@ -222,6 +222,10 @@ def parse_seeds(text: str) -> list[int]:
 CHECKPOINT_OPTION = click.option(
     "--checkpoint", default=str(TOY_GAN), show_default=True, type=click.Path(dir_okay=False),
     help="A generator: ours (.pt), a stylegan2-ada/stylegan3 pickle, or a rosinality .pt.")
+STARTS_OPTION = click.option(
+    "--starts", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Inversion starts: the mean w and the w of z seeds 0..N-2; each image goes on from the one that fits it "
+         "best after 50 steps (against poor local minima).")
 
 
 @cli.group()
@@ -348,13 +352,14 @@ def gan_sample(checkpoint, count, seeds, psi, out, real):
               help="A folder of images at the generator's resolution, or a toy split folder.")
 @click.option("--n", "count", type=click.IntRange(min=1), default=None, help="Only the first N images (sorted).")
 @click.option("--steps", type=click.IntRange(min=1), default=300, help="Adam steps.")
+@STARTS_OPTION
 @click.option("--space", type=click.Choice(["w", "w+"]), default="w",
               help="w: one latent for every layer, where the factory samples; w+: one per layer (closer, off it).")
 @click.option("--noise", is_flag=True,
               help="Optimise the noise maps too, for a closer reconstruction to look at (the maps are not saved, "
                    "so the latents cannot be annotations).")
 @click.option("--out", required=True, help="Folder for latents.npy, inversion.json and reconstructions.png.")
-def gan_project(checkpoint, images, count, steps, space, noise, out):
+def gan_project(checkpoint, images, count, steps, starts, space, noise, out):
     """Invert images into the generator so it redraws them: image i (sorted) under the noise of seed i, the
     factory's noise mode; inversion.json names the images and their noise seeds.
 
@@ -374,7 +379,7 @@ def gan_project(checkpoint, images, count, steps, space, noise, out):
     backbone = Backbone(load_generator_any(_existing_file(checkpoint, "--checkpoint")))
     files = image_files(Path(images))[:count]
     targets = load_images(files, backbone.resolution).float() / 127.5 - 1
-    settings = InversionSettings(steps=steps, space=space, optimize_noise=noise)
+    settings = InversionSettings(steps=steps, space=space, optimize_noise=noise, starts=starts)
     result = invert(backbone, targets, settings, noise_seeds=list(range(len(files))))
     np.save(out / "latents.npy", result.ws.cpu().numpy())
     save_grid(torch.cat([targets, result.image.cpu()]), out / "reconstructions.png", columns=len(targets))
@@ -506,8 +511,9 @@ def interpreter_import(config_path, official, device):
               help="A toy split folder with exact labels (benchmark toy --split test ...).")
 @click.option("--n", "count", type=click.IntRange(min=1), default=32, help="How many of its images.")
 @click.option("--steps", type=click.IntRange(min=1), default=300, help="Inversion steps.")
+@STARTS_OPTION
 @click.option("--out", default="results/interpreter", help="Where the run record is written (a new folder per run).")
-def interpreter_eval(config_path, toy_root, count, steps, out):
+def interpreter_eval(config_path, toy_root, count, steps, starts, out):
     """Label held-out toy images through inversion and score them against their exact labels (mIoU).
 
     \b
@@ -516,12 +522,13 @@ def interpreter_eval(config_path, toy_root, count, steps, out):
     import time
 
     from benchmark.records import write_record
+    from datasetgan.inversion import InversionSettings
     from datasetgan.pipeline import evaluate_by_inversion, project_path
     from datasources.toy import ToyDataset
 
     started = time.time()
     config = configs.load(project_path(config_path), INTERPRETER_ENTRIES)
-    result = evaluate_by_inversion(config, ToyDataset(toy_root), count, steps)
+    result = evaluate_by_inversion(config, ToyDataset(toy_root), count, InversionSettings(steps=steps, starts=starts))
     folder = write_record(out, "toy-interpreter-eval", {"config": config, "toy": str(toy_root), **result}, started)
     click.echo(f"mIoU {100 * result['miou_official']:.1f} over {result['images']} inverted images "
                f"(inversion PSNR {result['inversion']['mean_psnr']:.1f} dB); record: {folder / 'record.json'}")

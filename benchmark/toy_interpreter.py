@@ -32,6 +32,7 @@ class ToyInterpreterSettings:
     generator: str = "checkpoints/toy-car-gan.pt"  # or "tiny": an untrained stand-in made in the run
     tiny_width: int = 16               # the stand-in's channels (every block) and w size
     inversion_steps: int = 300
+    inversion_starts: int = 1          # datasetgan.inversion.InversionSettings.starts
     mean_samples: int = 2000           # z samples averaged for the inversion's starting w
     ensemble_size: int = 10
     max_epochs: int = 100
@@ -74,7 +75,8 @@ def invert_labelled(generator: Path, labelled: ToyDataset, indices: list[int], s
     from datasetgan.inversion import InversionSettings, invert
     from datasetgan.loaders import load_generator_any
 
-    inversion = InversionSettings(steps=settings.inversion_steps, mean_samples=settings.mean_samples)
+    inversion = InversionSettings(steps=settings.inversion_steps, mean_samples=settings.mean_samples,
+                                  starts=settings.inversion_starts)
     cache = Path(folder) / f"inverted-{short_hash([file_digest(generator), labelled.root.name, vars(inversion)])}"
     ids = [labelled.ids[i] for i in indices]
     missing = [i for i, name in zip(indices, ids) if not (cache / f"{name}.npy").exists()]

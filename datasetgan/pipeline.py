@@ -314,18 +314,18 @@ def calibrate_visibility(ensemble, cfg: InterpreterConfig, backbone: Backbone, a
     return tuple(thresholds)
 
 
-def evaluate_by_inversion(config: dict, dataset, count: int, steps: int, device: str = "cpu") -> dict:
+def evaluate_by_inversion(config: dict, dataset, count: int, settings, device: str = "cpu") -> dict:
     """How well the trained interpreter labels held-out real images: invert the first `count` items of a
     labelled dataset into W, each under its own seeded noise (image i: seed i), as the annotations are, label
     the inverted latents' features, and score against the exact labels (mIoU over the set, official
-    convention). Returns plain data for a run record."""
+    convention). settings: the datasetgan.inversion.InversionSettings (those the annotations were inverted with).
+    Returns plain data for a run record."""
     from benchmark.metrics import confusion, iou_per_class, mean_iou
-    from datasetgan.inversion import InversionSettings, invert
+    from datasetgan.inversion import invert
 
     backbone, labeler, classes, size, _ = labeler_from_config(config, device)
     items = [dataset[i] for i in range(min(count, len(dataset)))]
     images = torch.from_numpy(np.stack([s.image for s in items])).permute(0, 3, 1, 2).float() / 127.5 - 1
-    settings = InversionSettings(steps=steps)
     inverted = invert(backbone, images, settings, noise_seeds=list(range(len(items))))
     with torch.no_grad():
         labels = labeler(backbone.synthesize(inverted.ws, seeds=inverted.noise_seeds))[0].cpu().numpy()

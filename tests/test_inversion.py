@@ -58,3 +58,19 @@ def test_inversion_with_noise_keeps_noise_unit_gaussian():
 def test_images_of_the_wrong_size_are_refused():
     with pytest.raises(ValueError, match=r"images: expected shape \('\*', 3, 16, 16\), got \(1, 3, 8, 8\)"):
         invert(_backbone(), torch.zeros(1, 3, 8, 8), InversionSettings(steps=1), progress=False)
+
+
+def test_several_starts_let_each_image_go_on_from_the_one_that_fits_it():
+    """An image drawn from the w of z seed 0 (start 1 of 3) is found from that start, which the probe picks for it,
+    while the image drawn from the mean w keeps start 0; from the mean w alone, one step leaves the first far off."""
+    backbone = _backbone()
+    ws = torch.cat([backbone.generator.mapping(backbone.z([0])), mean_ws(backbone, 200)[None]])
+    target = backbone.synthesize(ws, seeds=[5, 6]).image
+    several = invert(backbone, target, InversionSettings(steps=1, lr=1e-4, mean_samples=200, starts=3, probe_steps=2),
+                     noise_seeds=[5, 6], progress=False)
+    assert several.start.tolist() == [1, 0] and (several.psnr > 40).all(), several.psnr
+    one = invert(backbone, target, InversionSettings(steps=1, lr=1e-4, mean_samples=200), noise_seeds=[5, 6],
+                 progress=False)
+    assert one.start.tolist() == [0, 0] and one.psnr[0] < 30 < one.psnr[1], one.psnr
+    with pytest.raises(ValueError, match="starts and probe_steps must be at least 1"):
+        InversionSettings(starts=0)
