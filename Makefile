@@ -48,7 +48,7 @@ toy-gan: install
 
 # Go on training the toy GAN from its committed state (bfloat16; ahead of the shipped generator, see
 # docs/experiments.md), on this or another machine, then ship it with its new state and remake what depends on
-# it (make -j2 toy-gan-downstream, then make toy-3d-gan-row): make toy-gan-continue GAN_ITERATIONS=60000
+# it (make -j2 toy-gan-downstream, then make toy-3d-gan-row): make toy-gan-continue GAN_ITERATIONS=80000
 toy-gan-continue: install
 	$(BIN)/benchmark toy --split unlabelled --n 6000 --out data/toy-unlabelled
 	$(BIN)/benchmark gan train --data data/toy-unlabelled --run runs/toy-gan --iterations $(GAN_ITERATIONS) $(GAN_OPTIONS) \

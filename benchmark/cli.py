@@ -385,7 +385,7 @@ def gan_project(checkpoint, images, count, steps, starts, space, noise, out):
     save_grid(torch.cat([targets, result.image.cpu()]), out / "reconstructions.png", columns=len(targets))
     report = {"checkpoint": str(checkpoint), "settings": asdict(settings), "images": [p.name for p in files],
               **({} if noise else {"noise_seeds": result.noise_seeds}),
-              "mse": result.mse.tolist(), "psnr": result.psnr.tolist(),
+              "start": result.start.tolist(), "mse": result.mse.tolist(), "psnr": result.psnr.tolist(),
               "mean_mse": float(result.mse.mean()), "mean_psnr": float(result.psnr.mean())}
     (out / "inversion.json").write_text(json.dumps(report, indent=1))
     click.echo(f"{len(files)} images: mean MSE {report['mean_mse']:.4f} ([-1, 1] units), "

@@ -10,7 +10,7 @@ could have drawn. A free w+ fits closer but lands where the factory never sample
 The loss is pixel MSE plus MSE of 4x average-pooled images (which keeps the optimisation pulling
 on the overall layout when fine detail cannot be matched). Every image of a batch is optimised
 independently: the loss is a sum over images and Adam works per element. From the mean w alone some
-images stay in a poor local minimum (on the toy GAN one of 16 at 19.6 dB, 26.1 dB from another start);
+images stay in a poor local minimum (on the toy GAN one of 16 at 19.6 dB; 22.3 dB with 6 starts);
 with `starts` > 1 each image is first probed from several starts and goes on from the best one.
 """
 from __future__ import annotations
