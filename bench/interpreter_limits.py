@@ -128,8 +128,8 @@ def main() -> None:
 
     add(f"reader on {args.held_out} renders", read(held_out.images), held_out.labels.numpy())
     images = held_out.images.permute(0, 3, 1, 2).float() / 127.5 - 1
-    inverted = invert(backbone, images, InversionSettings(steps=settings.inversion_steps, starts=settings.inversion_starts),
-                      noise_seeds=list(range(HELD_OUT)))
+    inversion = InversionSettings(steps=settings.inversion_steps, starts=settings.inversion_starts)
+    inverted = invert(backbone, images, inversion, noise_seeds=list(range(HELD_OUT)))
     redrawn = backbone.synthesize(inverted.ws, seeds=inverted.noise_seeds)
     add(f"reader on {args.held_out} inversions", read(as_uint8(redrawn.image)), held_out.labels.numpy())
     add(f"interpreter on {args.held_out} inversions", interpret(redrawn), held_out.labels.numpy())
@@ -151,8 +151,8 @@ def main() -> None:
         share[f"interpreter, samples psi {psi}"] = shares(by_interpreter, k)
 
     print(f"GAN {args.gan}; interpreter class weighting {args.class_weighting}; {args.inversion_steps} inversion "
-          f"steps from {args.inversion_starts} start(s); {args.held_out} inversion PSNR {float(inverted.psnr.mean()):.1f} dB; "
-          f"{time.time() - started:.0f} s\n")
+          f"steps from {args.inversion_starts} start(s); {args.held_out} inversion PSNR "
+          f"{float(inverted.psnr.mean()):.1f} dB; {time.time() - started:.0f} s\n")
     print("IoU (%) | " + " | ".join(classes.names) + " | mean")
     for name, row in rows.items():
         print(f"{name} | " + " | ".join(f"{v:.1f}" for v in row) + f" | {means[name]:.1f}")
@@ -162,7 +162,8 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps({
             "gan": args.gan, "held_out": args.held_out, "class_weighting": args.class_weighting,
-            "inversion_steps": args.inversion_steps, "inversion_starts": args.inversion_starts, "classes": list(classes.names), "inversion_psnr": float(inverted.psnr.mean()),
+            "inversion_steps": args.inversion_steps, "inversion_starts": args.inversion_starts,
+            "classes": list(classes.names), "inversion_psnr": float(inverted.psnr.mean()),
             "iou": {n: r.tolist() for n, r in rows.items()}, "miou": means,
             "pixel_share": {n: r.tolist() for n, r in share.items()}}, indent=1))
 

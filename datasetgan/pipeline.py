@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -41,6 +42,9 @@ from datasources.files import file_digest, list_files, read_json, read_npy
 from datasources.label_studio import read_label_studio
 from datasources.toy import KEYPOINT_NAMES
 from datasources.voc import read_voc
+
+if TYPE_CHECKING:
+    from datasetgan.inversion import InversionSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYPOINT_SETS = {"toy-car": KEYPOINT_NAMES, "cub": CUB_KEYPOINTS}
@@ -314,11 +318,11 @@ def calibrate_visibility(ensemble, cfg: InterpreterConfig, backbone: Backbone, a
     return tuple(thresholds)
 
 
-def evaluate_by_inversion(config: dict, dataset, count: int, settings, device: str = "cpu") -> dict:
+def evaluate_by_inversion(config: dict, dataset, count: int, settings: InversionSettings, device: str = "cpu") -> dict:
     """How well the trained interpreter labels held-out real images: invert the first `count` items of a
     labelled dataset into W, each under its own seeded noise (image i: seed i), as the annotations are, label
     the inverted latents' features, and score against the exact labels (mIoU over the set, official
-    convention). settings: the datasetgan.inversion.InversionSettings (those the annotations were inverted with).
+    convention). settings: those the annotations were inverted with.
     Returns plain data for a run record."""
     from benchmark.metrics import confusion, iou_per_class, mean_iou
     from datasetgan.inversion import invert
